@@ -1,0 +1,68 @@
+import { createLogger } from "../observability/logger.ts";
+import type { Logger } from "../observability/logger.ts";
+import { startAdminServer } from "../observability/admin-server.ts";
+import { Fleet } from "../runtime/fleet.ts";
+import { startLiveView } from "./live-view.ts";
+
+/** Options of `streamfleet run` that other entry points (npm start, workers/fleet.ts) reuse. */
+export interface RunOptions {
+  inputs: string[];
+  /** Defaults to JSON lines on stdout at LOG_LEVEL. */
+  logger?: Logger;
+  env: NodeJS.ProcessEnv;
+  adminPort: number;
+  live: boolean;
+  shutdownMs: number;
+}
+
+export function runOptions(args: string[], env: NodeJS.ProcessEnv): RunOptions {
+  const portArg = args.indexOf("--admin-port");
+  const inputs = args.filter((a, i) => !a.startsWith("--") && i !== portArg + 1);
+  return {
+    inputs: inputs.length ? inputs : [env.STREAMFLEET_TOPOLOGIES ?? "topologies"],
+    env,
+    adminPort: Number(portArg >= 0 ? args[portArg + 1] : (env.STREAMFLEET_ADMIN_PORT ?? 9464)),
+    live: process.stdout.isTTY === true && !args.includes("--json"),
+    shutdownMs: Number(env.STREAMFLEET_SHUTDOWN_MS ?? 30_000),
+  };
+}
+
+/** Starts the fleet and its admin server; returns a function that drains and stops both. */
+export async function startWorker(o: RunOptions): Promise<{ fleet: Fleet; adminUrl: string; stop: () => Promise<void> }> {
+  const logger = o.logger ?? createLogger({ level: o.env.LOG_LEVEL ?? (o.live ? "warn" : "info") });
+  const fleet = await Fleet.load(o.inputs, { env: o.env, logger });
+  const admin = await startAdminServer({
+    port: o.adminPort,
+    host: o.env.STREAMFLEET_ADMIN_HOST ?? "127.0.0.1",
+    metrics: fleet.metrics,
+    ready: () => fleet.ready(),
+    health: () => fleet.health(),
+  });
+  await fleet.start();
+  logger.info({ admin: admin.url, topologies: fleet.runners.map((r) => r.name) }, "worker started");
+  return {
+    fleet,
+    adminUrl: admin.url,
+    stop: async () => {
+      await fleet.stop(o.shutdownMs);
+      await admin.close();
+      logger.flush();
+    },
+  };
+}
+
+/** `streamfleet run [files|dirs] [--admin-port N] [--json]` until SIGTERM/SIGINT. */
+export async function runCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const o = runOptions(args, env);
+  const worker = await startWorker(o);
+  const stopView = o.live
+    ? startLiveView(worker.fleet.metrics, (s) => process.stdout.write(s), [`streamfleet: ${worker.fleet.runners.length} topologies`, `metrics ${worker.adminUrl}/metrics   health ${worker.adminUrl}/health`, "Ctrl-C to stop"])
+    : () => {};
+  await new Promise<void>((resolve) => {
+    process.once("SIGTERM", resolve);
+    process.once("SIGINT", resolve);
+  });
+  stopView();
+  await worker.stop();
+  return 0;
+}

@@ -1,0 +1,39 @@
+import { redact, stackDown, stackOptionsFromEnv, stackStatus, stackUp } from "../stack/stack.ts";
+import type { ServiceStatus } from "../stack/stack.ts";
+
+function printStatus(status: ServiceStatus[]): void {
+  for (const s of status) {
+    console.log(`${s.name.padEnd(9)} ${(s.up ? "up" : "DOWN").padEnd(5)} ${s.address.padEnd(48)} ${s.note}`);
+  }
+}
+
+/** `streamfleet stack up|down|status|env`. */
+export async function stackCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const o = stackOptionsFromEnv(env);
+  const verb = args[0] ?? "status";
+  switch (verb) {
+    case "up": {
+      const status = await stackUp(o, (line) => console.log(line));
+      printStatus(status);
+      console.log(`state in ${o.stateDir}; stop with: npm run stack -- down`);
+      return 0;
+    }
+    case "down": {
+      const stopped = await stackDown(o);
+      console.log(stopped.length ? `stopped: ${stopped.join(", ")}` : "nothing of ours was running");
+      return 0;
+    }
+    case "status": {
+      const status = await stackStatus(o);
+      printStatus(status);
+      return status.every((s) => s.up) ? 0 : 1;
+    }
+    case "env": {
+      for (const [k, v] of Object.entries(o.addresses)) console.log(`${k}=${k === "KAFKA_BROKERS" ? v : redact(v)}`);
+      return 0;
+    }
+    default:
+      console.error(`unknown stack command "${verb}": use up, down, status or env`);
+      return 2;
+  }
+}

@@ -1,0 +1,186 @@
+import { SchemaRegistry, SchemaType } from "@kafkajs/confluent-schema-registry";
+import { SfError } from "../errors.ts";
+import type { AvroType } from "./avro.ts";
+import { avroType, frame, readSchemaId } from "./avro.ts";
+
+export interface RegistryAuth {
+  username: string;
+  password: string;
+}
+
+interface WriterEntry {
+  type?: AvroType;
+  error?: SfError;
+  /** Resolvers from this writer schema to reader types, by reader. */
+  resolvers: Map<AvroType, AvroType>;
+}
+
+/**
+ * The schema registry (Confluent API) and the Avro types built from it, cached per schema
+ * id for the life of the process: decoding a batch fetches each unknown id once, then
+ * decodes synchronously.
+ */
+export class SchemaCodecs {
+  readonly url: string;
+  private readonly client: SchemaRegistry;
+  private readonly headers: Record<string, string>;
+  private readonly writers = new Map<number, WriterEntry>();
+  private readonly pending = new Map<number, Promise<void>>();
+
+  constructor(url: string, auth?: RegistryAuth) {
+    this.url = url.replace(/\/$/, "");
+    this.client = new SchemaRegistry({ host: this.url, ...(auth ? { auth: { ...auth } } : {}), clientId: "streamfleet" });
+    this.headers = { accept: "application/vnd.schemaregistry.v1+json, application/json" };
+    if (auth) this.headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString("base64")}`;
+  }
+
+  /** Registers an Avro schema under a subject (idempotent) and returns its id. */
+  async register(subject: string, schemaText: string): Promise<number> {
+    try {
+      const { id } = await this.client.register({ type: SchemaType.AVRO, schema: schemaText }, { subject });
+      return id;
+    } catch (err) {
+      const msg = (err as Error).message;
+      const code = /incompatible|409/i.test(msg) ? "SF_ERR_SCHEMA_INCOMPATIBLE" : "SF_ERR_SCHEMA_REGISTRY";
+      throw new SfError(code, `registering subject ${subject} at ${this.url} failed: ${msg}`, { cause: err });
+    }
+  }
+
+  /** The latest schema of a subject: its id and text. */
+  async latest(subject: string): Promise<{ id: number; schema: string; version: number }> {
+    const res = await this.get(`/subjects/${encodeURIComponent(subject)}/versions/latest`);
+    if (res.status === 404) throw new SfError("SF_ERR_SCHEMA_NOT_FOUND", `subject ${subject} does not exist in the registry at ${this.url}`);
+    const body = (await res.json()) as { id: number; schema: string; version: number };
+    return body;
+  }
+
+  /** Whether a schema could be registered under the subject without breaking its readers. */
+  async compatible(subject: string, schemaText: string): Promise<{ compatible: boolean; messages: string[] }> {
+    const res = await fetch(`${this.url}/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`, {
+      method: "POST",
+      headers: { ...this.headers, "content-type": "application/vnd.schemaregistry.v1+json" },
+      body: JSON.stringify({ schema: schemaText, schemaType: "AVRO" }),
+    });
+    if (res.status === 404) return { compatible: true, messages: ["subject has no versions yet"] };
+    if (!res.ok) throw new SfError("SF_ERR_SCHEMA_REGISTRY", `compatibility check of ${subject} failed: HTTP ${res.status} ${await res.text()}`);
+    const body = (await res.json()) as { is_compatible: boolean; messages?: string[] };
+    return { compatible: body.is_compatible, messages: body.messages ?? [] };
+  }
+
+  /** Throws unless the registry answers. */
+  async ping(): Promise<void> {
+    const res = await this.get("/subjects");
+    await res.arrayBuffer();
+    if (!res.ok) throw new SfError("SF_ERR_SCHEMA_REGISTRY", `schema registry at ${this.url} answered HTTP ${res.status}`);
+  }
+
+  private async get(path: string): Promise<Response> {
+    try {
+      return await fetch(`${this.url}${path}`, { headers: this.headers, signal: AbortSignal.timeout(10_000) });
+    } catch (err) {
+      throw new SfError("SF_ERR_SCHEMA_REGISTRY", `schema registry at ${this.url} did not answer: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private fetchWriter(id: number): Promise<void> {
+    let p = this.pending.get(id);
+    if (!p) {
+      p = (async () => {
+        const res = await this.get(`/schemas/ids/${id}`);
+        if (res.status === 404) {
+          this.writers.set(id, { error: new SfError("SF_ERR_DECODE_UNKNOWN_SCHEMA", `schema id ${id} is not known to the registry`), resolvers: new Map() });
+          return;
+        }
+        if (!res.ok) throw new SfError("SF_ERR_SCHEMA_REGISTRY", `fetching schema id ${id} failed: HTTP ${res.status}`);
+        const { schema } = (await res.json()) as { schema: string };
+        this.writers.set(id, { type: avroType(schema, `schema id ${id}`), resolvers: new Map() });
+      })().finally(() => this.pending.delete(id));
+      this.pending.set(id, p);
+    }
+    return p;
+  }
+
+  /** Fetches the writer schemas of a batch that are not cached yet (registry outages throw, retriable). */
+  async prepare(buffers: Iterable<Buffer | null>): Promise<void> {
+    const missing = new Set<number>();
+    let known = -1;
+    for (const b of buffers) {
+      if (!b || b.length < 5 || b[0] !== 0) continue;
+      const id = b.readInt32BE(1);
+      if (id === known) continue;
+      if (this.writers.has(id)) known = id;
+      else missing.add(id);
+    }
+    await Promise.all([...missing].map((id) => this.fetchWriter(id)));
+  }
+
+  /** Decodes one framed Avro buffer (after prepare), into the reader type when given. */
+  decode(buf: Buffer, reader?: AvroType): unknown {
+    const id = readSchemaId(buf);
+    const entry = this.writers.get(id);
+    if (!entry) throw new SfError("SF_ERR_DECODE_UNKNOWN_SCHEMA", `schema id ${id} was not prepared`, { retriable: true });
+    if (entry.error) throw entry.error;
+    const writer = entry.type!;
+    if (reader && reader !== writer) {
+      let resolver = entry.resolvers.get(reader);
+      if (resolver === undefined && reader.equals(writer)) {
+        // Same schema on both sides: read with the reader directly, no resolution per record.
+        entry.resolvers.set(reader, reader);
+        resolver = reader;
+      }
+      if (resolver === reader) {
+        try {
+          return readBody(reader, buf);
+        } catch (err) {
+          throw new SfError("SF_ERR_DECODE_MALFORMED", `bytes do not decode with schema id ${id}: ${(err as Error).message}`);
+        }
+      }
+      if (!resolver) {
+        try {
+          resolver = reader.createResolver(writer) as AvroType;
+        } catch (err) {
+          throw new SfError("SF_ERR_VALIDATE_FAILED", `writer schema id ${id} cannot be read as ${reader.name ?? "the reader schema"}: ${(err as Error).message}`);
+        }
+        entry.resolvers.set(reader, resolver);
+      }
+      try {
+        return readBody(reader, buf, resolver);
+      } catch (err) {
+        throw new SfError("SF_ERR_DECODE_MALFORMED", `bytes do not decode with schema id ${id}: ${(err as Error).message}`);
+      }
+    }
+    try {
+      return readBody(writer, buf);
+    } catch (err) {
+      throw new SfError("SF_ERR_DECODE_MALFORMED", `bytes do not decode with schema id ${id}: ${(err as Error).message}`);
+    }
+  }
+
+  /** An encoder for a registered schema: framing plus avsc, no I/O per record. */
+  encoder(id: number, type: AvroType): (value: unknown) => Buffer {
+    // Encoded after the frame into one reused buffer, then copied out once: toBuffer + frame
+    // allocated and copied twice per record.
+    let scratch = frame(id, Buffer.alloc(4096));
+    return (value) => {
+      let end = type.encode(value, scratch, 5);
+      if (end < 0) {
+        scratch = frame(id, Buffer.alloc(2 * (scratch.length - end)));
+        end = type.encode(value, scratch, 5);
+      }
+      const out = Buffer.allocUnsafe(end);
+      scratch.copy(out, 0, 0, end);
+      return out;
+    };
+  }
+}
+
+/**
+ * The Avro body after the 5-byte frame, read in place: fromBuffer(buf.subarray(5)) would make
+ * a Buffer view per record. Same checks and messages as fromBuffer.
+ */
+function readBody(type: AvroType, buf: Buffer, resolver?: AvroType): unknown {
+  const { value, offset } = type.decode(buf, 5, resolver as never);
+  if (offset < 0) throw new Error("truncated buffer");
+  if (offset < buf.length) throw new Error("trailing data");
+  return value;
+}

@@ -1,0 +1,24 @@
+import type { Connections } from "../../runtime/connections.ts";
+import { createRedis, toSfError } from "./client.ts";
+
+/**
+ * Checks that the default Redis connection answers PING within the caller's deadline;
+ * throws SF_ERR_SINK_NOT_CONNECTED with the (password-free) address otherwise. Passes when
+ * REDIS_URL is not set: /readyz checks every registered connector, and a worker without
+ * a Redis URL does not use this one.
+ */
+export async function redisHealth(connections: Connections, signal: AbortSignal, name = "default"): Promise<void> {
+  if (connections.get("REDIS_URL", name) === undefined) return;
+  const redis = createRedis(connections, name, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const abort = () => redis.disconnect();
+  signal.addEventListener("abort", abort, { once: true });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    throw toSfError(err, redis, "redis.health");
+  } finally {
+    signal.removeEventListener("abort", abort);
+    redis.disconnect();
+  }
+}

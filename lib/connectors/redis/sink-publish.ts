@@ -1,0 +1,58 @@
+import type { Redis } from "ioredis";
+import { SfError } from "../../errors.ts";
+import { compileValue } from "../../topology/template.ts";
+import type { ComponentContext, ComponentSpec, RecordFailure, Sink, StreamRecord } from "../../runtime/contracts.ts";
+import { createRedis, ensureConnected, execPipeline, redisLifecycle } from "./client.ts";
+import { publishSinkSchema } from "./config.ts";
+import type { PublishSinkConfig } from "./config.ts";
+import { compileKey } from "./keys.ts";
+import { redisMetrics, timed } from "./metrics.ts";
+
+/**
+ * Publishes one JSON message per record on a templated channel, one pipeline per batch.
+ * Pub/sub has no delivery log: a retried batch publishes again, so subscribers that must
+ * not see a message twice map the record id into it (`fields: { id: "{$id}", ... }`).
+ */
+export function createPublishSink(config: PublishSinkConfig, ctx: ComponentContext, client?: Redis): Sink {
+  const redis = client ?? createRedis(ctx.connections, config.connection);
+  const channel = compileKey(config.channel);
+  const mapping = config.fields ? Object.entries(config.fields).map(([k, v]) => [k, compileValue(v)] as const) : undefined;
+  const message = (r: StreamRecord): string => {
+    if (!mapping) return JSON.stringify(r.value ?? null);
+    const out: Record<string, unknown> = {};
+    for (const [k, get] of mapping) out[k] = get(r);
+    return JSON.stringify(out);
+  };
+  const metrics = redisMetrics(ctx.metrics);
+  return {
+    name: ctx.component,
+    async open() {
+      await ensureConnected(redis, ctx.component);
+    },
+    async write(records) {
+      await ensureConnected(redis, ctx.component);
+      const failed: RecordFailure[] = [];
+      const p = redis.pipeline();
+      let n = 0;
+      for (const r of records) {
+        const c = channel(r);
+        if (c === undefined) {
+          failed.push({ record: r, error: new SfError("SF_ERR_SINK_RECORD_INVALID", `the channel ${config.channel} is missing a field in the record`, { where: ctx.component }) });
+          continue;
+        }
+        p.publish(config.key_prefix + c, message(r));
+        n++;
+      }
+      if (n > 0) await timed(metrics, ctx.topology, "publish", () => execPipeline(redis, p, ctx.component));
+      return failed.length ? { failed } : undefined;
+    },
+    ...redisLifecycle(redis, !client, ctx.component),
+  };
+}
+
+/** `redis.publish`: one message per record on a channel template. */
+export const publishSink: ComponentSpec<PublishSinkConfig, Sink> = {
+  schema: publishSinkSchema,
+  description: "Publish each record (its value as JSON, or a mapped subset) on a Redis pub/sub channel template.",
+  create: (config, ctx) => createPublishSink(config, ctx),
+};

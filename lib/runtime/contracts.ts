@@ -1,0 +1,203 @@
+/**
+ * The contracts between the core and the connectors. A connector implements these and is
+ * listed once in lib/connectors/index.ts; the core never imports a connector's client.
+ */
+import type { Logger } from "pino";
+import type { z } from "zod";
+import type { Connections } from "./connections.ts";
+import type { EngineMetrics } from "../observability/metrics.ts";
+import type { SchemaCodecs } from "../codecs/registry.ts";
+
+/** Where a record came from; shared by every record a step derives from it. */
+export interface RecordOrigin {
+  /**
+   * Short id of the Kafka cluster the record came from. Offsets start again at 0 in a new
+   * cluster, so idempotency keys (record ids, feature watermarks) carry it.
+   */
+  cluster: string;
+  topic: string;
+  partition: number;
+  offset: string;
+  /** Kafka record timestamp, epoch ms. */
+  timestamp: number;
+  rawKey: Buffer | null;
+  rawValue: Buffer | null;
+  rawHeaders: Record<string, string>;
+}
+
+/** A decoded record flowing through steps into sinks. */
+export interface StreamRecord {
+  key: unknown;
+  value: unknown;
+  headers: Record<string, string>;
+  origin: RecordOrigin;
+  /**
+   * Stable id of this record for idempotent sinks: `topic/partition/offset@cluster`, with
+   * `#n` appended for the n-th record a step derived from one input.
+   */
+  id: string;
+  /** Set by `route` (and rate-limit overflow): only these sinks receive it. */
+  targets?: readonly string[];
+}
+
+/** What every component factory receives besides its own config. */
+export interface ComponentContext {
+  topology: string;
+  /** The component's name, e.g. "sinks[0]:redis.cache" — used in logs and metric labels. */
+  component: string;
+  logger: Logger;
+  metrics: EngineMetrics;
+  connections: Connections;
+  codecs: SchemaCodecs;
+  /** Directory of the topology file: relative module and schema paths resolve from here. */
+  baseDir: string;
+  signal: AbortSignal;
+  now: () => number;
+}
+
+export interface RecordFailure {
+  record: StreamRecord;
+  error: unknown;
+}
+
+/** A sink writes one batch. A retriable throw (SfError, retriable) means "nothing was
+ * durably written that matters; try the whole batch again"; per-record rejects that a retry
+ * cannot fix are returned in `failed` and go to the DLQ. */
+export interface Sink {
+  readonly name: string;
+  open?(): Promise<void>;
+  write(records: StreamRecord[]): Promise<{ failed?: RecordFailure[] } | void>;
+  close(): Promise<void>;
+  health?(): Promise<void>;
+}
+
+export interface StepOutcome {
+  /** Records that go on to the next step. */
+  records: StreamRecord[];
+  /** How many inputs the step dropped on purpose (filter, dedupe, rate-limit drop). */
+  filtered?: number;
+  /** Inputs that failed; retried by the policy, then sent to the DLQ. */
+  failed?: RecordFailure[];
+}
+
+/** A step works on a whole batch (so Redis-backed steps can pipeline). */
+export interface Step {
+  readonly name: string;
+  open?(): Promise<void>;
+  process(records: StreamRecord[]): Promise<StepOutcome>;
+  close?(): Promise<void>;
+}
+
+export interface ComponentSpec<C, T> {
+  /** The config schema: the spec from which types, validation, JSON Schema and docs come. */
+  schema: z.ZodType<C>;
+  description: string;
+  create(config: C, ctx: ComponentContext): T | Promise<T>;
+  /**
+   * Checks that need more than the schema (a module exports the function, a route names an
+   * existing sink); returns problems with their path inside the component's config.
+   */
+  verify?(config: C, ctx: VerifyContext): Promise<VerifyIssue[]> | VerifyIssue[];
+}
+
+export interface VerifyContext {
+  baseDir: string;
+  sinkNames: readonly string[];
+}
+export interface VerifyIssue {
+  path: (string | number)[];
+  message: string;
+}
+
+/** A connector's single export: what it offers, its health check, and nothing else. */
+export interface ConnectorDescriptor {
+  name: string;
+  /** Sink types by name, e.g. "redis.cache". */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  sinks?: Record<string, ComponentSpec<any, Sink>>;
+  /** Step kinds by name, e.g. "enrich". */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  steps?: Record<string, ComponentSpec<any, Step>>;
+  /** Checks that the connector's default server answers; throws with the reason. */
+  health?(connections: Connections, signal: AbortSignal): Promise<void>;
+  /** The stream platform (sources, dead letters); exactly one connector provides it. */
+  platform?(connections: Connections, logger: Logger): StreamPlatform;
+}
+
+/* ---- The source side, implemented by the Kafka connector. ---- */
+
+/**
+ * A consumed message as the source hands it over. It is also the origin of every record
+ * derived from it (one object per message, not two).
+ */
+export type SourceMessage = RecordOrigin;
+
+export interface SourceBatch {
+  /** Short id of the source's Kafka cluster (see RecordOrigin.cluster). */
+  cluster: string;
+  topic: string;
+  partition: number;
+  messages: SourceMessage[];
+  highWatermark: string;
+  /** Marks everything up to and including offset as done (committable). */
+  resolveOffset(offset: string): void;
+  commit(): Promise<void>;
+  heartbeat(): Promise<void>;
+  isRunning(): boolean;
+  isStale(): boolean;
+  /** Pauses fetching this partition; returns the function that resumes it. */
+  pause(): () => void;
+}
+
+export interface SourceOptions {
+  topology: string;
+  /** Named connection of the source. */
+  connection: string;
+  topics?: string[];
+  pattern?: string;
+  group: string;
+  fromBeginning: boolean;
+  /** Partitions processed at once (bounded in-flight work). */
+  concurrency: number;
+  maxBytesPerPartition?: number;
+  sessionTimeoutMs: number;
+}
+
+export interface Source {
+  run(handler: (batch: SourceBatch) => Promise<void>): Promise<void>;
+  /** Stops fetching, waits for in-flight batches, commits, leaves the group. */
+  stop(): Promise<void>;
+  /** Joined the group and assigned (or waiting for an assignment) without errors. */
+  ready(): boolean;
+  /** Lag per topic/partition in offsets and the timestamp of the last processed record. */
+  lag?(): Promise<Array<{ topic: string; partition: number; lag: number }>>;
+}
+
+export interface DeadLetter {
+  origin: RecordOrigin;
+  code: string;
+  message: string;
+  step: string;
+  topology: string;
+  attempts: number;
+}
+
+export interface DeadLetterWriter {
+  send(topic: string, letters: DeadLetter[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The platform the runtime needs from the Kafka connector: sources, the DLQ, producers. */
+export interface StreamPlatform {
+  source(options: SourceOptions, ctx: ComponentContext): Source;
+  deadLetters(ctx: ComponentContext): DeadLetterWriter;
+  ensureTopics(topics: string[], partitions?: number): Promise<void>;
+  /** Sends a DLQ topic's records back to their source topics (see `streamfleet dlq replay`). */
+  replayDeadLetters(dlqTopic: string, group: string, options?: { dryRun?: boolean }): Promise<ReplayResult>;
+  close(): Promise<void>;
+}
+
+export interface ReplayResult {
+  replayed: number;
+  byTopic: Record<string, number>;
+}

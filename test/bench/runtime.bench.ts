@@ -1,0 +1,150 @@
+/**
+ * Topology throughput vs a bare kafkajs eachBatch consumer of the same topic, same run.
+ *   npm run bench -- runtime [records=300000]
+ * Needs the stack (npm run stack -- up). Prints figures and ratios for BENCHMARKS.md.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Kafka, logLevel } from "kafkajs";
+import { stringify } from "yaml";
+import { SchemaCodecs } from "../../lib/codecs/registry.ts";
+import { readAvsc } from "../../lib/codecs/avro.ts";
+import { createTopicsReady } from "../../lib/connectors/kafka/topics.ts";
+import { Fleet } from "../../lib/runtime/fleet.ts";
+import { createLogger } from "../../lib/observability/logger.ts";
+import { benchEnv, machine, rate } from "./support.ts";
+
+const N = Number(process.argv[2] ?? 300_000);
+const env = benchEnv();
+const FIX = path.resolve(import.meta.dirname, "../fixtures");
+const run = Date.now().toString(36);
+let run2 = run;
+const input = `bench.${run}.orders`;
+const kafka = new Kafka({ clientId: "bench", brokers: env.KAFKA_BROKERS!.split(","), logLevel: logLevel.NOTHING });
+
+async function produce(): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  await createTopicsReady(admin, [input, `${input}.out`, `${input}.pipe`], 3);
+  await admin.disconnect();
+  const codecs = new SchemaCodecs(env.SCHEMA_REGISTRY_URL!);
+  const { text, type } = readAvsc("schemas/order.avsc", FIX);
+  const encode = codecs.encoder(await codecs.register(`${input}-value`, text), type);
+  const producer = kafka.producer();
+  await producer.connect();
+  for (let i = 0; i < N; i += 5000) {
+    const messages = Array.from({ length: Math.min(5000, N - i) }, (_, j) => ({ key: `o${i + j}`, value: encode({ id: `o${i + j}`, amount: (i + j) / 7, status: "open", note: null }) }));
+    await producer.send({ topic: input, messages });
+  }
+  await producer.disconnect();
+}
+
+async function bare(decode?: (b: Buffer) => unknown): Promise<number> {
+  const consumer = kafka.consumer({ groupId: `bench.${run2}.bare${decode ? "-avro" : ""}` });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [input], fromBeginning: true });
+  let count = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  let t0 = 0;
+  await consumer.run({
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: 3,
+    eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, uncommittedOffsets }) => {
+      if (t0 === 0) t0 = performance.now();
+      if (decode) for (const m of batch.messages) decode(m.value!);
+      count += batch.messages.length;
+      resolveOffset(batch.lastOffset());
+      await commitOffsetsIfNecessary(uncommittedOffsets());
+      if (count >= N) done();
+    },
+  });
+  await finished;
+  const ms = performance.now() - t0;
+  await consumer.disconnect();
+  return ms;
+}
+
+/** Baseline for the Kafka sink: a bare consumer that re-produces every batch (no decode). */
+async function pipe(): Promise<number> {
+  const consumer = kafka.consumer({ groupId: `bench.${run2}.pipe` });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  await consumer.connect();
+  await consumer.subscribe({ topics: [input], fromBeginning: true });
+  let count = 0;
+  let t0 = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  await consumer.run({
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: 3,
+    eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, uncommittedOffsets }) => {
+      if (t0 === 0) t0 = performance.now();
+      for (let i = 0; i < batch.messages.length; i += 1000) {
+        await producer.send({ topic: `${input}.pipe`, acks: -1, messages: batch.messages.slice(i, i + 1000).map((m) => ({ key: m.key, value: m.value })) });
+      }
+      count += batch.messages.length;
+      resolveOffset(batch.lastOffset());
+      await commitOffsetsIfNecessary(uncommittedOffsets());
+      if (count >= N) done();
+    },
+  });
+  await finished;
+  const ms = performance.now() - t0;
+  await consumer.disconnect();
+  await producer.disconnect();
+  return ms;
+}
+
+async function topology(name: string, sink: Record<string, unknown>): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sf-bench-"));
+  fs.writeFileSync(
+    path.join(dir, `${name}.yaml`),
+    stringify({
+      name: `bench-${run2}-${name}`,
+      source: { topics: [input] },
+      codec: { value: { type: "avro", schema: path.join(FIX, "schemas/order.avsc") } },
+      steps: [{ transform: { module: path.join(FIX, "transforms.ts"), export: "enrich" } }],
+      sinks: [sink],
+    }),
+  );
+  const fleet = await Fleet.load([dir], { env, logger: createLogger({ level: "warn" }) });
+  await fleet.start();
+  const sum = async (m: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> }, outcome?: string) =>
+    (await m.get()).values.filter((x) => !outcome || x.labels.outcome === outcome).reduce((a, x) => a + x.value, 0);
+  // Time from the first record consumed to the last one acknowledged: start-up (schema registration, group join) excluded, as for the bare consumer.
+  while ((await sum(fleet.metrics.consumed)) === 0) await new Promise((r) => setTimeout(r, 2));
+  const t0 = performance.now();
+  while ((await sum(fleet.metrics.processed, "ok")) < N) await new Promise((r) => setTimeout(r, 10));
+  const ms = performance.now() - t0;
+  await fleet.stop(5000);
+  return ms;
+}
+
+await produce();
+const ROUNDS = Number(process.argv[3] ?? 3);
+console.log(`machine: ${machine()}; ${N} Avro records, 3 partitions; best of ${ROUNDS} rounds, each on a fresh consumer group`);
+const best = { bare: Infinity, avro: Infinity, nul: Infinity, pipe: Infinity, kafka: Infinity };
+const reader = readAvsc("schemas/order.avsc", FIX).type;
+for (let round = 0; round < ROUNDS; round++) {
+  run2 = `${run}-${round}`;
+  best.bare = Math.min(best.bare, await bare());
+  best.avro = Math.min(best.avro, await bare((b) => reader.fromBuffer(b.subarray(5))));
+  best.nul = Math.min(best.nul, await topology("null", { type: "null" }));
+  best.pipe = Math.min(best.pipe, await pipe());
+  best.kafka = Math.min(best.kafka, await topology("kafka", { type: "kafka", topic: `${input}.out`, key: "{id}", value: { type: "avro", schema: path.join(FIX, "schemas/order-enriched.avsc") } }));
+}
+const line = (label: string, ms: number, base?: number, baseLabel?: string) =>
+  console.log(`${label.padEnd(40)} ${rate(N, ms).padStart(14)}  ${(ms / 1000).toFixed(2)} s${base ? `  ${((base / ms) * 100).toFixed(0)} % of ${baseLabel}` : ""}`);
+line("bare kafkajs eachBatch consumer", best.bare);
+line("bare consumer + avsc decode", best.avro);
+line("topology decode→transform→null sink", best.nul, best.bare, "bare consumer");
+line("bare consumer → producer (pipe)", best.pipe);
+line("topology decode→transform→kafka sink", best.kafka, best.pipe, "bare pipe");
+console.log(`topology → kafka sink vs bare consumer: ${((best.bare / best.kafka) * 100).toFixed(0)} %`);
+const admin = kafka.admin();
+await admin.connect();
+await admin.deleteTopics({ topics: [input, `${input}.out`, `${input}.pipe`, ...Array.from({ length: ROUNDS }, (_, r) => [`bench-${run}-${r}-null.dlq`, `bench-${run}-${r}-kafka.dlq`]).flat()] }).catch(() => {});
+await admin.disconnect();

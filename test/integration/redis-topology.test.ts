@@ -1,0 +1,80 @@
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { FeatureClient } from "../../lib/features/client.ts";
+import type { Fleet } from "../../lib/runtime/fleet.ts";
+import { startFleet, writeTopologies } from "../support/fleet.ts";
+import { describeStack, stack, TestScope } from "../support/scope.ts";
+
+const scope = new TestScope("redistopo");
+let fleet: Fleet | undefined;
+let redis: Redis;
+beforeAll(() => {
+  redis = new Redis(stack().REDIS_URL);
+});
+afterAll(async () => {
+  await fleet?.stop(5000);
+  redis.disconnect();
+  await scope.cleanup();
+});
+
+async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await read();
+    if (ok(v) || Date.now() > end) return v;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describeStack("a topology with Redis steps and sinks, through Kafka", () => {
+  it("dedupes, keeps features and caches the entity, deleting it on a delete event", async () => {
+    const topic = scope.topic("complaints");
+    await scope.createTopics([topic], 1);
+    const view = `complaints_${scope.id}`;
+    fleet = await startFleet(
+      writeTopologies([
+        {
+          name: `${scope.id}-complaints`,
+          source: { topics: [topic] },
+          codec: { value: { type: "json" } },
+          steps: [{ dedupe: { key: "{eventId}", window_seconds: 600, key_prefix: scope.keyPrefix } }],
+          sinks: [
+            {
+              type: "redis.features",
+              key_prefix: scope.keyPrefix,
+              views: [{ name: view, entity: "resident", key: "{residentId}", event_time: "at", features: [{ name: "open", kind: "counter", by: "{delta}" }, { name: "last_type", kind: "latest", field: "type" }] }],
+            },
+            { type: "redis.cache", key_prefix: scope.keyPrefix, key: "complaint:{id}", ttl_seconds: 600, delete_when: { field: "type", eq: "complaint.deleted" } },
+          ],
+          errors: { dlq: { topic: scope.topic("dlq") } },
+        },
+      ]),
+    );
+    const producer = scope.producer();
+    await producer.connect();
+    const ev = (eventId: string, id: string, type: string, delta: number, at: number) => ({ key: id, value: JSON.stringify({ eventId, id, residentId: "r1", type, delta, at }) });
+    await producer.send({
+      topic,
+      messages: [
+        ev("e1", "c1", "complaint.created", 1, 1000),
+        ev("e2", "c2", "complaint.created", 1, 2000),
+        ev("e2", "c2", "complaint.created", 1, 2000), // the producer retried: same event id
+        ev("e3", "c1", "complaint.closed", -1, 3000),
+        ev("e4", "c2", "complaint.deleted", -1, 4000),
+      ],
+    });
+    await producer.disconnect();
+
+    const features = new FeatureClient({ redis, keyPrefix: scope.keyPrefix });
+    const r1 = await until(
+      async () => ((await features.view(view)) ? (await features.getFeatures(view, ["r1"]))[0] : undefined),
+      (r) => r?.features.last_type?.value === "complaint.deleted",
+    );
+    expect(r1?.features.open).toMatchObject({ value: 0, event_time: 4000 });
+    expect(JSON.parse((await redis.get(`${scope.keyPrefix}complaint:c1`))!)).toMatchObject({ type: "complaint.closed" });
+    expect(await redis.exists(`${scope.keyPrefix}complaint:c2`)).toBe(0);
+    const processed = await fleet.metrics.processed.get();
+    const filtered = processed.values.filter((v) => v.labels.outcome === "filtered" && v.labels.topology === `${scope.id}-complaints`).reduce((a, v) => a + v.value, 0);
+    expect(filtered).toBe(1);
+  });
+});

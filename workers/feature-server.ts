@@ -1,0 +1,47 @@
+/**
+ * The feature server process: `node workers/feature-server.ts`.
+ *
+ * Environment: REDIS_URL (+ REDIS_USERNAME, REDIS_PASSWORD[_FILE], REDIS_TLS_CA_FILE),
+ * FEATURE_SERVER_TOKEN or FEATURE_SERVER_TOKEN_FILE (required), FEATURE_SERVER_PORT
+ * (default 8090), FEATURE_SERVER_KEY_PREFIX (the sinks' key_prefix, default empty),
+ * LOG_LEVEL. Views are read from the registry the redis.features sinks write.
+ */
+import { createRedis } from "../lib/connectors/redis/client.ts";
+import { startFeatureServer } from "../lib/features/server.ts";
+import { createLogger } from "../lib/observability/logger.ts";
+import { EngineMetrics } from "../lib/observability/metrics.ts";
+import { Connections } from "../lib/runtime/connections.ts";
+
+const logger = createLogger({ name: "feature-server", level: process.env.LOG_LEVEL ?? "info" });
+const connections = new Connections(process.env);
+
+async function main(): Promise<void> {
+  const token = connections.get("FEATURE_SERVER_TOKEN");
+  if (!token) {
+    logger.fatal("FEATURE_SERVER_TOKEN (or FEATURE_SERVER_TOKEN_FILE) is required: clients send it as Authorization: Bearer <token>");
+    process.exitCode = 1;
+    return;
+  }
+  const port = Number(process.env.FEATURE_SERVER_PORT ?? 8090);
+  const redis = createRedis(connections, "default");
+  await redis.connect();
+  const server = await startFeatureServer({ redis, token, port, keyPrefix: process.env.FEATURE_SERVER_KEY_PREFIX ?? "", metrics: new EngineMetrics(), logger });
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "feature server stopping");
+    await server.close();
+    await redis.quit().catch(() => redis.disconnect());
+    logger.info("feature server stopped");
+    logger.flush();
+  };
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  process.once("SIGINT", () => void stop("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  logger.fatal({ err: err instanceof Error ? err.message : String(err) }, "feature server failed to start");
+  logger.flush();
+  process.exitCode = 1;
+});
