@@ -22,8 +22,10 @@ describeStack("streamfleet run on a terminal", () => {
     await producer.connect();
     await producer.send({ topic: input, messages: Array.from({ length: 500 }, (_, i) => ({ value: JSON.stringify({ i }) })) });
     await producer.disconnect();
-    // `script` gives the worker a pseudo-terminal, as a person's shell would.
-    const command = `${process.execPath} ${path.join(ROOT, "lib/cli/main.ts")} run ${dir} --admin-port 0`;
+    // `script` gives the worker a pseudo-terminal, as a person's shell would. It runs the
+    // command through $SHELL; `exec` makes the worker the terminal's foreground process
+    // whatever that shell is (dash would otherwise stay as parent and die of the Ctrl-C itself).
+    const command = `exec ${process.execPath} ${path.join(ROOT, "lib/cli/main.ts")} run ${dir} --admin-port 0`;
     const child = spawn("script", ["-qfec", command, "/dev/null"], { cwd: ROOT, env: { ...process.env, COLUMNS: "120", LINES: "40" }, stdio: ["pipe", "pipe", "pipe"] });
     let screen = "";
     child.stdout.on("data", (d: Buffer) => (screen += d.toString()));
