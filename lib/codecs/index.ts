@@ -27,15 +27,16 @@ export type CodecConfig = z.infer<typeof codecSchema>;
 
 /** Decodes one side (key or value) of records; built once per topology. */
 export interface Decoder {
-  /** Fetches what the batch needs (Avro writer schemas); throws retriable errors only. */
-  prepare(buffers: (Buffer | null)[]): Promise<void>;
+  /**
+   * Fetches what the batch needs (Avro writer schemas) before `decode`; throws retriable errors
+   * only. Absent when the codec needs nothing. Reads `items[i][field]`: no array per batch.
+   */
+  prepare?<F extends string>(items: readonly { readonly [K in F]: Buffer | null }[], field: F): Promise<void>;
   /** Decodes one buffer, throwing SfError(SF_ERR_DECODE_*) for a poison record. */
   decode(buf: Buffer | null): unknown;
   /** The reader schema, when the codec has one. */
   readonly reader?: AvroType;
 }
-
-const none = async () => {};
 
 export async function createDecoder(
   config: CodecConfig,
@@ -43,12 +44,11 @@ export async function createDecoder(
 ): Promise<Decoder> {
   switch (config.type) {
     case "raw":
-      return { prepare: none, decode: (b) => b };
+      return { decode: (b) => b };
     case "string":
-      return { prepare: none, decode: (b) => (b === null ? null : b.toString("utf8")) };
+      return { decode: (b) => (b === null ? null : b.toString("utf8")) };
     case "json":
       return {
-        prepare: none,
         decode(b) {
           if (b === null) return null;
           try {
@@ -69,7 +69,7 @@ export async function createDecoder(
       const codecs = opts.codecs;
       return {
         reader,
-        prepare: (bufs) => codecs.prepare(bufs),
+        prepare: (items, field) => codecs.prepareField(items, field),
         decode(b) {
           if (b === null) return null;
           return codecs.decode(b, reader);

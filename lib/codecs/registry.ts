@@ -100,18 +100,24 @@ export class SchemaCodecs {
     return p;
   }
 
-  /** Fetches the writer schemas of a batch that are not cached yet (registry outages throw, retriable). */
-  async prepare(buffers: Iterable<Buffer | null>): Promise<void> {
-    const missing = new Set<number>();
+  /** Fetches the writer schemas of these buffers that are not cached yet (registry outages throw, retriable). */
+  prepare(buffers: readonly (Buffer | null)[]): Promise<void> {
+    return this.prepareField(buffers.map((b) => ({ b })), "b");
+  }
+
+  /** `prepare` for `items[i][field]`: the hot path reads each batch's buffers in place. */
+  async prepareField<F extends string>(items: readonly { readonly [K in F]: Buffer | null }[], field: F): Promise<void> {
+    let missing: Set<number> | undefined;
     let known = -1;
-    for (const b of buffers) {
+    for (let i = 0; i < items.length; i++) {
+      const b = items[i]![field];
       if (!b || b.length < 5 || b[0] !== 0) continue;
-      const id = b.readInt32BE(1);
+      const id = (b[1]! << 24) | (b[2]! << 16) | (b[3]! << 8) | b[4]!;
       if (id === known) continue;
       if (this.writers.has(id)) known = id;
-      else missing.add(id);
+      else (missing ??= new Set()).add(id);
     }
-    await Promise.all([...missing].map((id) => this.fetchWriter(id)));
+    if (missing) await Promise.all([...missing].map((id) => this.fetchWriter(id)));
   }
 
   /** Decodes one framed Avro buffer (after prepare), into the reader type when given. */

@@ -140,7 +140,7 @@ export class TopologyRunner {
       try {
         const key = keyDecoder.decode(m.rawKey);
         const value = valueDecoder.decode(m.rawValue);
-        records.push({ key, value, headers: m.rawHeaders, origin: m, id: idPrefix + m.offset + idSuffix });
+        records.push({ key, value, headers: m.rawHeaders, origin: m, id: idPrefix + m.offset + idSuffix, targets: undefined });
       } catch (err) {
         dead.push(this.letter(m, err, "codec", 1));
       }
@@ -170,9 +170,10 @@ export class TopologyRunner {
 
   private async process(batch: SourceBatch, ctl: BatchControl): Promise<void> {
     const dead: DeadLetter[] = [];
-    await ctl.untilDone("schema lookup", () =>
-      Promise.all([this.keyDecoder.prepare(batch.messages.map((m) => m.rawKey)), this.valueDecoder.prepare(batch.messages.map((m) => m.rawValue))]),
-    );
+    const { keyDecoder, valueDecoder } = this;
+    if (keyDecoder.prepare || valueDecoder.prepare) {
+      await ctl.untilDone("schema lookup", () => Promise.all([keyDecoder.prepare?.(batch.messages, "rawKey"), valueDecoder.prepare?.(batch.messages, "rawValue")]));
+    }
     let records = this.decode(batch, dead);
     for (const { def, step } of this.steps) {
       if (records.length === 0) break;

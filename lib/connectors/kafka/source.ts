@@ -166,13 +166,16 @@ function toSourceMessages(cluster: string, topic: string, partition: number, mes
   return out;
 }
 
+/** Shared by every message without headers (most): one object fewer per record. Frozen: read-only. */
+const NO_HEADERS: Record<string, string> = Object.freeze({});
+
 function headersToStrings(headers: Record<string, unknown> | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!headers) return out;
+  if (!headers) return NO_HEADERS;
+  let out: Record<string, string> | undefined;
   for (const k in headers) {
     const v = headers[k];
     if (v === undefined) continue;
-    out[k] = Array.isArray(v) ? String(v[v.length - 1]) : Buffer.isBuffer(v) ? v.toString("utf8") : String(v);
+    (out ??= {})[k] = Array.isArray(v) ? String(v[v.length - 1]) : Buffer.isBuffer(v) ? v.toString("utf8") : String(v);
   }
-  return out;
+  return out ?? NO_HEADERS;
 }

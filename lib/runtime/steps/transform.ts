@@ -87,7 +87,12 @@ export const transformStep: ComponentSpec<Config, Step> = {
 function derive(r: StreamRecord, result: unknown, suffix: string): StreamRecord {
   if (result && typeof result === "object" && (result as Record<symbol, unknown>)[OUTPUT]) {
     const o = result as TransformOutput;
-    return { ...r, value: o.value, key: o.key ?? r.key, headers: o.headers ? { ...r.headers, ...o.headers } : r.headers, id: r.id + suffix };
+    return record(r, o.key ?? r.key, o.value, o.headers ? { ...r.headers, ...o.headers } : r.headers, suffix);
   }
-  return { ...r, value: result, id: r.id + suffix };
+  return record(r, r.key, result, r.headers, suffix);
+}
+
+/** Every derived record is built in the same shape (a spread per record is slower and polymorphic). */
+function record(r: StreamRecord, key: unknown, value: unknown, headers: Record<string, string>, suffix: string): StreamRecord {
+  return { key, value, headers, origin: r.origin, id: suffix ? r.id + suffix : r.id, targets: r.targets };
 }
