@@ -46,11 +46,29 @@ class HttpError extends Error {
 }
 const badRequest = (message: string) => new HttpError(400, "SF_ERR_FEATURES_BAD_REQUEST", message);
 
-/** Compares tokens in constant time (hashing first makes the lengths equal). */
+/**
+ * Checks `Authorization: Bearer <token>` in constant time (hashing first makes the lengths
+ * equal). The header a client last sent successfully is remembered on its connection, so a
+ * keep-alive client pays the hash once, not per request.
+ */
 function tokenMatches(header: string | undefined, digest: Buffer): boolean {
   const m = header ? /^Bearer\s+(.+)$/i.exec(header) : null;
   const given = crypto.createHash("sha256").update(m ? m[1]!.trim() : "").digest();
   return crypto.timingSafeEqual(given, digest) && m !== null;
+}
+const authorized = new WeakMap<object, string>();
+function authorizedRequest(req: http.IncomingMessage, digest: Buffer): boolean {
+  const header = req.headers.authorization;
+  if (header !== undefined && authorized.get(req.socket) === header) return true;
+  if (!tokenMatches(header, digest)) return false;
+  authorized.set(req.socket, header!);
+  return true;
+}
+
+/** Splits a request target into its path and query without a URL object per request. */
+function splitTarget(target: string): { pathname: string; query: URLSearchParams | undefined } {
+  const q = target.indexOf("?");
+  return q < 0 ? { pathname: target, query: undefined } : { pathname: target.slice(0, q), query: new URLSearchParams(target.slice(q + 1)) };
 }
 
 function readBody(req: http.IncomingMessage): Promise<string> {
@@ -95,7 +113,7 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
   const openapi = JSON.stringify(openApiDocument());
   const log = options.logger;
 
-  async function route(req: http.IncomingMessage, url: URL): Promise<[string, number, string]> {
+  async function route(req: http.IncomingMessage, url: { pathname: string; query: URLSearchParams | undefined }): Promise<[string, number, string]> {
     let parts: string[];
     try {
       parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
@@ -110,11 +128,11 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
     if (url.pathname === "/metrics") return ["metrics", 200, await metrics.registry.metrics()];
     if (parts[0] !== "v1" || parts[1] !== "features" || parts.length < 3 || parts.length > 4) throw new HttpError(404, "SF_ERR_FEATURES_BAD_REQUEST", `no route ${url.pathname}; see /openapi.json`);
     const name = parts.length === 4 ? "get" : "batch";
-    if (!tokenMatches(req.headers.authorization, digest)) throw new HttpError(401, "SF_ERR_FEATURES_UNAUTHORIZED", "expected the header Authorization: Bearer <token>");
+    if (!authorizedRequest(req, digest)) throw new HttpError(401, "SF_ERR_FEATURES_UNAUTHORIZED", "expected the header Authorization: Bearer <token>");
     const view = parts[2]!;
     if (name === "get") {
       if (req.method !== "GET") throw new HttpError(405, "SF_ERR_FEATURES_BAD_REQUEST", "use GET for one entity");
-      const names = url.searchParams.get("names")?.split(",").map((s) => s.trim()).filter(Boolean);
+      const names = url.query?.get("names")?.split(",").map((s) => s.trim()).filter(Boolean);
       const [row] = await features.getFeatures(view, [parts[3]!], names);
       return [name, 200, JSON.stringify({ view, ...row })];
     }
@@ -124,14 +142,29 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
     return [name, 200, JSON.stringify({ view, entities: rows })];
   }
 
-  const server = http.createServer((req, res) => {
-    const start = process.hrtime.bigint();
-    const url = new URL(req.url ?? "/", "http://localhost");
+  // Metric series resolved once per route/status, not hashed per request.
+  const counters = new Map<string, { inc(): void }>();
+  const timers = new Map<string, { observe(v: number): void }>();
+  const counter = (r: string, status: number) => {
+    const k = `${r} ${status}`;
+    let c = counters.get(k);
+    if (!c) counters.set(k, (c = metrics.featureRequests.labels(r, String(status))));
+    return c;
+  };
+  const timer = (r: string) => {
+    let t = timers.get(r);
+    if (!t) timers.set(r, (t = metrics.featureSeconds.labels(r)));
+    return t;
+  };
+
+  const server = http.createServer({ noDelay: true, keepAliveTimeout: 65_000 }, (req, res) => {
+    const start = performance.now();
+    const url = splitTarget(req.url ?? "/");
     const send = (routeName: string, status: number, body: string) => {
       res.writeHead(status, { "content-type": routeName === "metrics" && status === 200 ? metrics.registry.contentType : "application/json", "content-length": Buffer.byteLength(body), ...(status === 401 ? { "www-authenticate": "Bearer" } : {}) });
       res.end(body);
-      metrics.featureRequests.labels(routeName, String(status)).inc();
-      metrics.featureSeconds.labels(routeName).observe(Number(process.hrtime.bigint() - start) / 1e9);
+      counter(routeName, status).inc();
+      timer(routeName).observe((performance.now() - start) / 1000);
     };
     const routeName = url.pathname.startsWith("/v1/features/") ? (url.pathname.split("/").length === 5 ? "get" : "batch") : url.pathname === "/healthz" ? "healthz" : url.pathname === "/openapi.json" ? "openapi" : url.pathname === "/metrics" ? "metrics" : "other";
     route(req, url).then(
@@ -147,7 +180,6 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
       },
     );
   });
-  server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port ?? 8090, options.host ?? "0.0.0.0", () => resolve());

@@ -31,11 +31,11 @@ const recs = Array.from({ length: ENTITIES * 3 }, (_, i) => makeRecord({ userId:
 for (let i = 0; i < recs.length; i += 500) await sink.write(recs.slice(i, i + 500));
 await sink.close();
 
-const child = spawn(process.execPath, ["workers/feature-server.ts"], {
+const child = spawn(process.execPath, [...(process.env.BENCH_SERVER_FLAGS?.split(" ").filter(Boolean) ?? []), "workers/feature-server.ts"], {
   env: { ...process.env, FEATURE_SERVER_PORT: String(PORT), FEATURE_SERVER_TOKEN: TOKEN, FEATURE_SERVER_KEY_PREFIX: prefix, LOG_LEVEL: "warn" },
   stdio: ["ignore", "inherit", "inherit"],
 });
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64, noDelay: true } as http.AgentOptions);
 
 function request(method: string, path: string, body?: string): Promise<number> {
   return new Promise((resolve, reject) => {
