@@ -18,6 +18,9 @@ export function createKafka(connections: Connections, name: string, logger: Logg
     logLevel: logLevel.WARN,
     logCreator: () => (entry) => {
       const { message, ...extra } = entry.log;
+      // Deliberate: a send that exhausts its retries surfaces to the batch, which pauses the
+      // partition and re-sends until it works; unbounded producer retries would hide the outage.
+      if (message === LIMITED_RETRIES) return;
       const level = entry.level === logLevel.ERROR ? "error" : entry.level === logLevel.WARN ? "warn" : "debug";
       logger[level]({ kafkajs: entry.namespace, ...pickSafe(extra) }, message);
     },
@@ -38,6 +41,8 @@ export function createKafka(connections: Connections, name: string, logger: Logg
   }
   return new Kafka(config);
 }
+
+const LIMITED_RETRIES = "Limiting retries for the idempotent producer may invalidate EoS guarantees";
 
 /** kafkajs log extras can carry request payloads; keep only plain identifiers. */
 function pickSafe(extra: Record<string, unknown>): Record<string, unknown> {
