@@ -12,6 +12,7 @@ import { Redis } from "ioredis";
 import { featuresSink } from "../../lib/connectors/redis/sink-features.ts";
 import type { Sink } from "../../lib/runtime/contracts.ts";
 import { makeContext, makeRecord } from "../support/records.ts";
+import { deleteKeys } from "./support.ts";
 
 process.env.REDIS_URL ??= "redis://127.0.0.1:6379";
 const RPS = Number(process.env.BENCH_RPS ?? 2000);
@@ -103,10 +104,5 @@ for (const route of ["get", "batch"]) {
 child.kill("SIGTERM");
 agent.destroy();
 const redis = new Redis(process.env.REDIS_URL);
-let cursor = "0";
-do {
-  const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-  cursor = next;
-  if (keys.length) await redis.unlink(...keys);
-} while (cursor !== "0");
+await deleteKeys(redis, prefix);
 redis.disconnect();

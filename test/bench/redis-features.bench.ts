@@ -8,6 +8,7 @@ import { Redis } from "ioredis";
 import { featuresSink } from "../../lib/connectors/redis/sink-features.ts";
 import type { Sink, StreamRecord } from "../../lib/runtime/contracts.ts";
 import { makeContext, makeRecord } from "../support/records.ts";
+import { deleteKeys } from "./support.ts";
 
 process.env.REDIS_URL ??= "redis://127.0.0.1:6379";
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 50_000);
@@ -47,14 +48,7 @@ function report(label: string, rates: number[]): number {
   return m;
 }
 
-async function clean(redis: Redis): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== "0");
-}
+const clean = (redis: Redis) => deleteKeys(redis, prefix);
 
 const redis = new Redis(process.env.REDIS_URL);
 const sink = featuresSink.create(featuresSink.schema.parse({ key_prefix: prefix, views: [view] }), makeContext()) as Sink;

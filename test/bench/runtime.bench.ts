@@ -7,6 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Kafka, logLevel } from "kafkajs";
+import type { KafkaMessage } from "kafkajs";
 import { stringify } from "yaml";
 import { SchemaCodecs } from "../../lib/codecs/registry.ts";
 import { readAvsc } from "../../lib/codecs/avro.ts";
@@ -33,15 +34,23 @@ async function produce(): Promise<void> {
   const encode = codecs.encoder(await codecs.register(`${input}-value`, text), type);
   const producer = kafka.producer();
   await producer.connect();
-  for (let i = 0; i < N; i += 5000) {
-    const messages = Array.from({ length: Math.min(5000, N - i) }, (_, j) => ({ key: `o${i + j}`, value: encode({ id: `o${i + j}`, amount: (i + j) / 7, status: "open", note: null }) }));
-    await producer.send({ topic: input, messages });
+  // 1,000 messages per send (kafkajs groups a send's messages in O(n²)), 20 sends in flight.
+  const sends: Promise<unknown>[] = [];
+  for (let i = 0; i < N; i += 1000) {
+    const messages = Array.from({ length: Math.min(1000, N - i) }, (_, j) => ({ key: `o${i + j}`, value: encode({ id: `o${i + j}`, amount: (i + j) / 7, status: "open", note: null }) }));
+    sends.push(producer.send({ topic: input, messages }));
+    if (sends.length >= 20) await Promise.all(sends.splice(0));
   }
+  await Promise.all(sends);
   await producer.disconnect();
 }
 
-async function bare(decode?: (b: Buffer) => unknown): Promise<number> {
-  const consumer = kafka.consumer({ groupId: `bench.${run2}.bare${decode ? "-avro" : ""}` });
+/**
+ * A bare kafkajs eachBatch consumer of the input on a fresh group, timed from its first batch
+ * to the N-th record committed; `handle` is the per-batch work (nothing, a decode, a re-produce).
+ */
+async function timedConsumer(group: string, handle: (messages: KafkaMessage[]) => Promise<void> | void): Promise<number> {
+  const consumer = kafka.consumer({ groupId: `bench.${run2}.${group}` });
   await consumer.connect();
   await consumer.subscribe({ topics: [input], fromBeginning: true });
   let count = 0;
@@ -53,7 +62,7 @@ async function bare(decode?: (b: Buffer) => unknown): Promise<number> {
     partitionsConsumedConcurrently: 3,
     eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, uncommittedOffsets }) => {
       if (t0 === 0) t0 = performance.now();
-      if (decode) for (const m of batch.messages) decode(m.value!);
+      await handle(batch.messages);
       count += batch.messages.length;
       resolveOffset(batch.lastOffset());
       await commitOffsetsIfNecessary(uncommittedOffsets());
@@ -66,34 +75,20 @@ async function bare(decode?: (b: Buffer) => unknown): Promise<number> {
   return ms;
 }
 
+const bare = (decode?: (b: Buffer) => unknown) =>
+  timedConsumer(decode ? "bare-avro" : "bare", (messages) => {
+    if (decode) for (const m of messages) decode(m.value!);
+  });
+
 /** Baseline for the Kafka sink: a bare consumer that re-produces every batch (no decode). */
 async function pipe(): Promise<number> {
-  const consumer = kafka.consumer({ groupId: `bench.${run2}.pipe` });
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
-  await consumer.connect();
-  await consumer.subscribe({ topics: [input], fromBeginning: true });
-  let count = 0;
-  let t0 = 0;
-  let done!: () => void;
-  const finished = new Promise<void>((r) => (done = r));
-  await consumer.run({
-    eachBatchAutoResolve: false,
-    partitionsConsumedConcurrently: 3,
-    eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, uncommittedOffsets }) => {
-      if (t0 === 0) t0 = performance.now();
-      for (let i = 0; i < batch.messages.length; i += 1000) {
-        await producer.send({ topic: `${input}.pipe`, acks: -1, messages: batch.messages.slice(i, i + 1000).map((m) => ({ key: m.key, value: m.value })) });
-      }
-      count += batch.messages.length;
-      resolveOffset(batch.lastOffset());
-      await commitOffsetsIfNecessary(uncommittedOffsets());
-      if (count >= N) done();
-    },
+  const ms = await timedConsumer("pipe", async (messages) => {
+    for (let i = 0; i < messages.length; i += 1000) {
+      await producer.send({ topic: `${input}.pipe`, acks: -1, messages: messages.slice(i, i + 1000).map((m) => ({ key: m.key, value: m.value })) });
+    }
   });
-  await finished;
-  const ms = performance.now() - t0;
-  await consumer.disconnect();
   await producer.disconnect();
   return ms;
 }
@@ -117,7 +112,15 @@ async function topology(name: string, sink: Record<string, unknown>): Promise<nu
   // Time from the first record consumed to the last one acknowledged: start-up (schema registration, group join) excluded, as for the bare consumer.
   while ((await sum(fleet.metrics.consumed)) === 0) await new Promise((r) => setTimeout(r, 2));
   const t0 = performance.now();
-  while ((await sum(fleet.metrics.processed, "ok")) < N) await new Promise((r) => setTimeout(r, 10));
+  let last = { t: t0, n: 0 };
+  for (let n = 0; n < N; n = await sum(fleet.metrics.processed, "ok")) {
+    await new Promise((r) => setTimeout(r, 10));
+    // BENCH_TRACE=1: the rate over each quarter second, to see whether it holds over a long run.
+    if (process.env.BENCH_TRACE && performance.now() - last.t >= 250) {
+      console.log(`  ${name} ${((performance.now() - t0) / 1000).toFixed(2)} s: ${rate(n - last.n, performance.now() - last.t)}`);
+      last = { t: performance.now(), n };
+    }
+  }
   const ms = performance.now() - t0;
   await fleet.stop(5000);
   return ms;

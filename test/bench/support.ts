@@ -1,4 +1,5 @@
 import os from "node:os";
+import type { Redis } from "ioredis";
 import { stackOptionsFromEnv } from "../../lib/stack/stack.ts";
 
 /** Benchmarks use the same addresses as the tests: the environment, else the local stack. */
@@ -12,6 +13,16 @@ export function machine(): string {
 
 export function rate(n: number, ms: number): string {
   return `${Math.round((n / ms) * 1000).toLocaleString("en-US")} rec/s`;
+}
+
+/** Deletes every Redis key under `prefix` (what a benchmark wrote). */
+export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length) await redis.unlink(...keys);
+  } while (cursor !== "0");
 }
 
 export function quantile(sorted: number[], q: number): number {

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { ChainableCommander, Redis } from "ioredis";
 import { SfError } from "../../errors.ts";
 import type { ComponentContext, ComponentSpec, RecordFailure, Step, StreamRecord, VerifyIssue } from "../../runtime/contracts.ts";
 import { FeatureClient } from "../../features/client.ts";
@@ -74,6 +74,34 @@ export function createEnrichStep(config: EnrichStepConfig, ctx: ComponentContext
 }
 
 /** Drops a record whose dedupe key was claimed by another record within the window. */
+/**
+ * One claim script per record, in one pipeline: `claim` queues it (false: the record has no
+ * key and passes). Returns the indexes of the records whose claim the script refused (0).
+ */
+async function refusedClaims(
+  redis: Redis,
+  ctx: ComponentContext,
+  metrics: ReturnType<typeof redisMetrics>,
+  op: string,
+  records: readonly StreamRecord[],
+  claim: (p: ChainableCommander, r: StreamRecord) => boolean,
+): Promise<Set<number>> {
+  await ensureConnected(redis, ctx.component);
+  const p = redis.pipeline();
+  const checked: number[] = [];
+  records.forEach((r, i) => {
+    if (claim(p, r)) checked.push(i);
+  });
+  const refused = new Set<number>();
+  if (checked.length === 0) return refused;
+  const results = await timed(metrics, ctx.topology, op, () => execPipeline(redis, p, ctx.component));
+  results.forEach(([err, res], j) => {
+    if (err) throw toSfError(err, redis, ctx.component);
+    if (res === 0) refused.add(checked[j]!);
+  });
+  return refused;
+}
+
 export function createDedupeStep(config: DedupeStepConfig, ctx: ComponentContext, client?: Redis): Step {
   const redis = client ?? createRedis(ctx.connections, config.connection);
   defineScripts(redis);
@@ -86,23 +114,12 @@ export function createDedupeStep(config: DedupeStepConfig, ctx: ComponentContext
     name: ctx.component,
     ...redisStepLifecycle(redis, !client, ctx.component),
     async process(records) {
-      await ensureConnected(redis, ctx.component);
-      const p = redis.pipeline();
-      const checked: number[] = [];
-      records.forEach((r, i) => {
+      const drop = await refusedClaims(redis, ctx, metrics, "dedupe", records, (p, r) => {
         const k = key(r);
-        if (k === undefined) return; // nothing to compare on: the record goes on
+        if (k === undefined) return false; // nothing to compare on: the record goes on
         callScript(p, "dedupe", [keys.dedupe(config.key_prefix, scope, k)], [r.id, windowMs]);
-        checked.push(i);
+        return true;
       });
-      const drop = new Set<number>();
-      if (checked.length) {
-        const results = await timed(metrics, ctx.topology, "dedupe", () => execPipeline(redis, p, ctx.component));
-        results.forEach(([err, res], j) => {
-          if (err) throw toSfError(err, redis, ctx.component);
-          if (res === 0) drop.add(checked[j]!);
-        });
-      }
       const out = records.filter((_, i) => !drop.has(i));
       passed!.inc(out.length);
       dropped!.inc(drop.size);
@@ -125,25 +142,14 @@ export function createRateLimitStep(config: RateLimitStepConfig, ctx: ComponentC
     name: ctx.component,
     ...redisStepLifecycle(redis, !client, ctx.component),
     async process(records) {
-      await ensureConnected(redis, ctx.component);
-      const p = redis.pipeline();
-      const checked: number[] = [];
-      records.forEach((r, i) => {
+      const over = await refusedClaims(redis, ctx, metrics, "rate_limit", records, (p, r) => {
         const k = key(r);
-        if (k === undefined) return;
+        if (k === undefined) return false;
         // windows follow the Kafka timestamp, so a replayed record lands in the window it counted in
         const windowKey = keys.rate(config.key_prefix, scope, k, bucketStart(r.origin.timestamp, intervalMs));
         callScript(p, "rateLimit", [windowKey], [r.id, config.limit, intervalMs * 2]);
-        checked.push(i);
+        return true;
       });
-      const over = new Set<number>();
-      if (checked.length) {
-        const results = await timed(metrics, ctx.topology, "rate_limit", () => execPipeline(redis, p, ctx.component));
-        results.forEach(([err, res], j) => {
-          if (err) throw toSfError(err, redis, ctx.component);
-          if (res === 0) over.add(checked[j]!);
-        });
-      }
       passed!.inc(records.length - over.size);
       limited!.inc(over.size);
       if (!overflow) return { records: records.filter((_, i) => !over.has(i)), filtered: over.size };
