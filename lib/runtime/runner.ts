@@ -130,13 +130,13 @@ export class TopologyRunner {
     this.logger.info("topology stopped");
   }
 
-  private decode(batch: SourceBatch, dead: DeadLetter[]): StreamRecord[] {
+  private decode(batch: SourceBatch, messages: readonly SourceMessage[], dead: DeadLetter[]): StreamRecord[] {
     const records: StreamRecord[] = [];
     const idPrefix = `${batch.topic}/${batch.partition}/`;
     const idSuffix = `@${batch.cluster}`;
     const keyDecoder = this.keyDecoder;
     const valueDecoder = this.valueDecoder;
-    for (const m of batch.messages) {
+    for (const m of messages) {
       try {
         const key = keyDecoder.decode(m.rawKey);
         const value = valueDecoder.decode(m.rawValue);
@@ -168,19 +168,23 @@ export class TopologyRunner {
     this.tm.batchDone((performance.now() - started) / 1000);
   }
 
+  /**
+   * A batch goes through decode, steps and sinks in slices of at most `max_batch_records`, one
+   * after the other (per-partition order holds); its dead letters are written and its offset
+   * committed once, after the last slice. Slicing keeps a large fetch's records short-lived:
+   * a slice's records are garbage once its sinks acknowledged it, not at the batch's commit.
+   */
   private async process(batch: SourceBatch, ctl: BatchControl): Promise<void> {
     const dead: DeadLetter[] = [];
-    const { keyDecoder, valueDecoder } = this;
-    if (keyDecoder.prepare || valueDecoder.prepare) {
-      await ctl.untilDone("schema lookup", () => Promise.all([keyDecoder.prepare?.(batch.messages, "rawKey"), valueDecoder.prepare?.(batch.messages, "rawValue")]));
+    const size = this.topology.source.max_batch_records;
+    const all = batch.messages;
+    const reached: Reached[] = [];
+    for (let from = 0; from < all.length; from += size) {
+      const messages = from === 0 && all.length <= size ? all : all.slice(from, from + size);
+      const deadBefore = dead.length;
+      const records = await this.processSlice(batch, messages, ctl, dead);
+      reached.push(reachedSinks(messages, records, dead, deadBefore));
     }
-    let records = this.decode(batch, dead);
-    for (const { def, step } of this.steps) {
-      if (records.length === 0) break;
-      records = await runStep(step, def.path, records, { ctl, policy: this.topology.errors, metrics: this.tm, dead, letter: (o, e, s, a) => this.letter(o, e, s, a) });
-    }
-    const routed = records.some((r) => r.targets !== undefined);
-    await Promise.all(this.sinks.map((s) => this.writeSink(s, records, routed, ctl, dead)));
     if (dead.length) {
       await ctl.untilDone("dead-letter write", () => this.dlq.send(this.dlqTopic, dead));
       for (const d of dead) {
@@ -188,10 +192,33 @@ export class TopologyRunner {
         this.logger.warn({ topic: d.origin.topic, partition: d.origin.partition, offset: d.origin.offset, code: d.code, step: d.step, dlq: this.dlqTopic }, `record sent to the DLQ: ${d.message}`);
       }
     }
-    const last = batch.messages[batch.messages.length - 1]!;
+    const last = all[all.length - 1]!;
     batch.resolveOffset(last.offset);
     await ctl.untilDone("offset commit", () => batch.commit());
-    this.account(batch, records, dead);
+    // Counted once committed: a batch abandoned by a stop is counted when it is read again.
+    const now = this.now();
+    for (const r of reached) {
+      this.tm.outcome("ok", r.ok.length);
+      this.tm.outcome("filtered", r.filtered);
+      this.tm.endToEnd(r.ok, now);
+    }
+    this.trackLag(batch, last);
+  }
+
+  /** Decode, steps and sinks for one slice of a batch; returns the records the sinks took. */
+  private async processSlice(batch: SourceBatch, messages: readonly SourceMessage[], ctl: BatchControl, dead: DeadLetter[]): Promise<StreamRecord[]> {
+    const { keyDecoder, valueDecoder } = this;
+    if (keyDecoder.prepare || valueDecoder.prepare) {
+      await ctl.untilDone("schema lookup", () => Promise.all([keyDecoder.prepare?.(messages, "rawKey"), valueDecoder.prepare?.(messages, "rawValue")]));
+    }
+    let records = this.decode(batch, messages, dead);
+    for (const { def, step } of this.steps) {
+      if (records.length === 0) break;
+      records = await runStep(step, def.path, records, { ctl, policy: this.topology.errors, metrics: this.tm, dead, letter: (o, e, s, a) => this.letter(o, e, s, a) });
+    }
+    const routed = records.some((r) => r.targets !== undefined);
+    await Promise.all(this.sinks.map((s) => this.writeSink(s, records, routed, ctl, dead)));
+    return records;
   }
 
   private async writeSink({ def, sink }: { def: SinkDef; sink: Sink }, records: StreamRecord[], routed: boolean, ctl: BatchControl, dead: DeadLetter[]): Promise<void> {
@@ -218,29 +245,8 @@ export class TopologyRunner {
     }
   }
 
-  /** Outcome per consumed record: dlq, ok (reached the sinks), or filtered. */
-  private account(batch: SourceBatch, records: StreamRecord[], dead: DeadLetter[]): void {
-    const messages = batch.messages;
+  private trackLag(batch: SourceBatch, last: SourceMessage): void {
     const now = this.now();
-    if (dead.length === 0 && oneToOne(messages, records)) {
-      // The common batch: every message reached the sinks as exactly one record.
-      this.tm.outcome("ok", messages.length);
-      this.tm.endToEnd(messages, now);
-    } else {
-      const dlq = new Set(dead.map((d) => d.origin.offset));
-      const reached = new Set(records.map((r) => r.origin.offset));
-      const ok: SourceMessage[] = [];
-      let filtered = 0;
-      for (const m of messages) {
-        if (dlq.has(m.offset)) continue;
-        if (reached.has(m.offset)) ok.push(m);
-        else filtered++;
-      }
-      this.tm.outcome("ok", ok.length);
-      this.tm.outcome("filtered", filtered);
-      this.tm.endToEnd(ok, now);
-    }
-    const last = messages[messages.length - 1]!;
     const lag = Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1);
     this.lastTimestamp.set(`${batch.topic}/${batch.partition}`, last.timestamp);
     this.tm.setLag(batch.topic, batch.partition, lag, lag > 0 ? Math.max(0, (now - last.timestamp) / 1000) : 0);
@@ -258,6 +264,28 @@ export class TopologyRunner {
       this.logger.debug({ err: errorMessage(err) }, "lag poll failed");
     }
   }
+}
+
+/** Of a slice's messages: those that reached the sinks, and how many a step filtered out (the rest went to the DLQ). */
+interface Reached {
+  ok: readonly SourceMessage[];
+  filtered: number;
+}
+
+function reachedSinks(messages: readonly SourceMessage[], records: readonly StreamRecord[], dead: readonly DeadLetter[], deadBefore: number): Reached {
+  // The common slice: every message reached the sinks as exactly one record.
+  if (dead.length === deadBefore && oneToOne(messages, records)) return { ok: messages, filtered: 0 };
+  const dlq = new Set<string>();
+  for (let i = deadBefore; i < dead.length; i++) dlq.add(dead[i]!.origin.offset);
+  const took = new Set(records.map((r) => r.origin.offset));
+  const ok: SourceMessage[] = [];
+  let filtered = 0;
+  for (const m of messages) {
+    if (dlq.has(m.offset)) continue;
+    if (took.has(m.offset)) ok.push(m);
+    else filtered++;
+  }
+  return { ok, filtered };
 }
 
 /** True when records are the batch's messages one for one, in order (none filtered, none fanned out). */

@@ -40,6 +40,13 @@ export const sourceSchema = z
     group: z.string().min(1).optional().describe("Consumer group; defaults to streamfleet.<topology name>. Workers sharing it split the partitions."),
     start: z.enum(["earliest", "latest"]).default("earliest").describe("Where a new group starts reading"),
     concurrency: z.number().int().min(1).max(64).default(3).describe("Partitions processed at once (bounded in-flight batches)"),
+    max_batch_records: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(500)
+      .describe("Records taken through steps and sinks together; a larger fetched batch goes through in slices of this size, committed once"),
     session_timeout_ms: z.number().int().min(6000).max(300_000).default(30_000).describe("How long the group waits for a silent worker before moving its partitions"),
     connection: z.string().default("default").describe("Named Kafka connection (KAFKA_BROKERS, or KAFKA_BROKERS__<NAME>)"),
   })

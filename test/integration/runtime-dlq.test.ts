@@ -111,4 +111,43 @@ describeStack("poison records go to the DLQ while the rest flow", () => {
       await f.stop(5000);
     }
   });
+  it("takes a fetched batch larger than max_batch_records through in slices: order kept, poison dead-lettered, each record counted once", async () => {
+    const [input, out, dlq] = [scope.topic("slices-in"), scope.topic("slices-out"), scope.topic("slices-dlq")];
+    await scope.createTopics([input, out], 1);
+    const name = `${scope.id}-slices`;
+    const f = await startFleet(
+      writeTopologies([
+        {
+          name,
+          source: { topics: [input], max_batch_records: 10 },
+          codec: { value: { type: "json" } },
+          steps: [{ filter: { drop: { field: "status", eq: "cancelled" } } }],
+          sinks: [{ type: "kafka", name: "out", topic: out, key: "{id}", value: { type: "json" } }],
+          errors: { dlq: { topic: dlq } },
+        },
+      ]),
+    );
+    try {
+      // 100 records in one send (one fetch): every tenth cancelled (filtered), #37 not JSON.
+      const messages = Array.from({ length: 100 }, (_, i) => ({
+        key: `k${i}`,
+        value: i === 37 ? "{not json" : JSON.stringify({ id: `o${i}`, status: i % 10 === 5 ? "cancelled" : "open" }),
+      }));
+      const producer = scope.producer();
+      await producer.connect();
+      await producer.send({ topic: input, messages });
+      await producer.disconnect();
+      const expected = messages.map((_, i) => i).filter((i) => i !== 37 && i % 10 !== 5).map((i) => `o${i}`);
+      const delivered = await collect(scope.kafka(), out, expected.length);
+      expect(delivered.map((d) => d.key)).toEqual(expected);
+      const letters = await collect(scope.kafka(), dlq, 1);
+      expect(letters.map((l) => [l.key, l.headers["sf-error-code"]])).toEqual([["k37", "SF_ERR_DECODE_MALFORMED"]]);
+      const outcomes = Object.fromEntries((await f.metrics.processed.get()).values.filter((v) => v.labels.topology === name).map((v) => [v.labels.outcome, v.value]));
+      expect(outcomes).toMatchObject({ ok: 89, filtered: 10, dlq: 1 });
+      const writes = (await f.metrics.sinkWrites.get()).values.filter((v) => v.labels.topology === name && v.labels.result === "ok").reduce((a, v) => a + v.value, 0);
+      expect(writes, "at most 10 records per sink write: at least 9 writes for 89 records").toBeGreaterThanOrEqual(9);
+    } finally {
+      await f.stop(5000);
+    }
+  });
 });
