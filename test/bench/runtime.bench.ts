@@ -99,7 +99,8 @@ async function topology(name: string, sink: Record<string, unknown>): Promise<nu
     path.join(dir, `${name}.yaml`),
     stringify({
       name: `bench-${run2}-${name}`,
-      source: { topics: [input] },
+      // BENCH_SLICE=n sets source.max_batch_records (default: the model's).
+      source: { topics: [input], ...(process.env.BENCH_SLICE ? { max_batch_records: Number(process.env.BENCH_SLICE) } : {}) },
       codec: { value: { type: "avro", schema: path.join(FIX, "schemas/order.avsc") } },
       steps: [{ transform: { module: path.join(FIX, "transforms.ts"), export: "enrich" } }],
       sinks: [sink],
