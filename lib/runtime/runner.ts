@@ -180,6 +180,8 @@ export class TopologyRunner {
     const all = batch.messages;
     const reached: Reached[] = [];
     for (let from = 0; from < all.length; from += size) {
+      // Revoked or stopped between slices: leave the rest uncommitted for the partition's next owner.
+      if (from > 0 && (!batch.isRunning() || batch.isStale())) throw new BatchAbandoned();
       const messages = from === 0 && all.length <= size ? all : all.slice(from, from + size);
       const deadBefore = dead.length;
       const records = await this.processSlice(batch, messages, ctl, dead);
