@@ -108,7 +108,7 @@ export class SchemaCodecs {
   /** `prepare` for `items[i][field]`: the hot path reads each batch's buffers in place. */
   async prepareField<F extends string>(items: readonly { readonly [K in F]: Buffer | null }[], field: F): Promise<void> {
     let missing: Set<number> | undefined;
-    let known = -1;
+    let known: number | undefined;
     for (let i = 0; i < items.length; i++) {
       const b = items[i]![field];
       if (!b || b.length < 5 || b[0] !== 0) continue;

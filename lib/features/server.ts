@@ -46,29 +46,19 @@ class HttpError extends Error {
 }
 const badRequest = (message: string) => new HttpError(400, "SF_ERR_FEATURES_BAD_REQUEST", message);
 
-/**
- * Checks `Authorization: Bearer <token>` in constant time (hashing first makes the lengths
- * equal). The header a client last sent successfully is remembered on its connection, so a
- * keep-alive client pays the hash once, not per request.
- */
+/** Compares tokens in constant time (hashing first makes the lengths equal). */
 function tokenMatches(header: string | undefined, digest: Buffer): boolean {
   const m = header ? /^Bearer\s+(.+)$/i.exec(header) : null;
   const given = crypto.createHash("sha256").update(m ? m[1]!.trim() : "").digest();
   return crypto.timingSafeEqual(given, digest) && m !== null;
 }
-const authorized = new WeakMap<object, string>();
-function authorizedRequest(req: http.IncomingMessage, digest: Buffer): boolean {
-  const header = req.headers.authorization;
-  if (header !== undefined && authorized.get(req.socket) === header) return true;
-  if (!tokenMatches(header, digest)) return false;
-  authorized.set(req.socket, header!);
-  return true;
-}
 
-/** Splits a request target into its path and query without a URL object per request. */
+/** Splits an origin-form request target (`/path?query#fragment`) without a URL object per request. */
 function splitTarget(target: string): { pathname: string; query: URLSearchParams | undefined } {
-  const q = target.indexOf("?");
-  return q < 0 ? { pathname: target, query: undefined } : { pathname: target.slice(0, q), query: new URLSearchParams(target.slice(q + 1)) };
+  const hash = target.indexOf("#");
+  const t = hash < 0 ? target : target.slice(0, hash);
+  const q = t.indexOf("?");
+  return q < 0 ? { pathname: t, query: undefined } : { pathname: t.slice(0, q), query: new URLSearchParams(t.slice(q + 1)) };
 }
 
 function readBody(req: http.IncomingMessage): Promise<string> {
@@ -128,7 +118,7 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
     if (url.pathname === "/metrics") return ["metrics", 200, await metrics.registry.metrics()];
     if (parts[0] !== "v1" || parts[1] !== "features" || parts.length < 3 || parts.length > 4) throw new HttpError(404, "SF_ERR_FEATURES_BAD_REQUEST", `no route ${url.pathname}; see /openapi.json`);
     const name = parts.length === 4 ? "get" : "batch";
-    if (!authorizedRequest(req, digest)) throw new HttpError(401, "SF_ERR_FEATURES_UNAUTHORIZED", "expected the header Authorization: Bearer <token>");
+    if (!tokenMatches(req.headers.authorization, digest)) throw new HttpError(401, "SF_ERR_FEATURES_UNAUTHORIZED", "expected the header Authorization: Bearer <token>");
     const view = parts[2]!;
     if (name === "get") {
       if (req.method !== "GET") throw new HttpError(405, "SF_ERR_FEATURES_BAD_REQUEST", "use GET for one entity");

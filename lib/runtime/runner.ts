@@ -180,8 +180,13 @@ export class TopologyRunner {
     const all = batch.messages;
     const reached: Reached[] = [];
     for (let from = 0; from < all.length; from += size) {
-      // Revoked or stopped between slices: leave the rest uncommitted for the partition's next owner.
-      if (from > 0 && (!batch.isRunning() || batch.isStale())) throw new BatchAbandoned();
+      if (from > 0) {
+        // Past the stop deadline, seeked or stopped: leave the rest uncommitted for the next read.
+        if (this.stopping.signal.aborted || !batch.isRunning() || batch.isStale()) throw new BatchAbandoned();
+        // A long batch keeps the group membership alive; a rebalance surfaces here as kafkajs's
+        // error, which its runner answers by rejoining (this batch stays uncommitted).
+        await batch.heartbeat();
+      }
       const messages = from === 0 && all.length <= size ? all : all.slice(from, from + size);
       const deadBefore = dead.length;
       const records = await this.processSlice(batch, messages, ctl, dead);

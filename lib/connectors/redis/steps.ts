@@ -73,7 +73,6 @@ export function createEnrichStep(config: EnrichStepConfig, ctx: ComponentContext
   };
 }
 
-/** Drops a record whose dedupe key was claimed by another record within the window. */
 /**
  * One claim script per record, in one pipeline: `claim` queues it (false: the record has no
  * key and passes). Returns the indexes of the records whose claim the script refused (0).
@@ -102,6 +101,7 @@ async function refusedClaims(
   return refused;
 }
 
+/** Drops a record whose dedupe key was claimed by another record within the window. */
 export function createDedupeStep(config: DedupeStepConfig, ctx: ComponentContext, client?: Redis): Step {
   const redis = client ?? createRedis(ctx.connections, config.connection);
   defineScripts(redis);

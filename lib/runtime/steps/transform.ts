@@ -5,7 +5,11 @@ import { z } from "zod";
 import { SfError } from "../../errors.ts";
 import type { ComponentContext, ComponentSpec, RecordFailure, Step, StreamRecord } from "../contracts.ts";
 
-/** What a transform module exports: record in, zero, one or many values (or records) out. */
+/**
+ * What a transform module exports: record in, zero, one or many values (or records) out.
+ * The record is read-only (its headers object may be shared and frozen): return `output({value,
+ * key, headers})` to change the key or headers.
+ */
 export type TransformFn = (
   value: unknown,
   record: StreamRecord,
