@@ -112,7 +112,7 @@ export class SchemaCodecs {
     for (let i = 0; i < items.length; i++) {
       const b = items[i]![field];
       if (!b || b.length < 5 || b[0] !== 0) continue;
-      const id = (b[1]! << 24) | (b[2]! << 16) | (b[3]! << 8) | b[4]!;
+      const id = b.readInt32BE(1);
       if (id === known) continue;
       if (this.writers.has(id)) known = id;
       else (missing ??= new Set()).add(id);
