@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import http from "node:http";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Sink } from "../../lib/runtime/contracts.ts";
@@ -50,6 +51,26 @@ describeStack("feature server", () => {
     expect(batch.status).toBe(401);
   });
 
+  it("checks the token on every request of a keep-alive connection", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const get = (token: string) =>
+      new Promise<{ status: number; socket: unknown }>((resolve, reject) => {
+        const req = http.get(`${server.url}/v1/features/${VIEW}/u1`, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
+          res.resume();
+          res.on("end", () => resolve({ status: res.statusCode!, socket: req.socket }));
+        });
+        req.on("error", reject);
+      });
+    try {
+      const ok = await get(TOKEN);
+      const wrong = await get("not-the-token");
+      expect([ok.status, wrong.status]).toEqual([200, 401]);
+      expect(wrong.socket, "same connection").toBe(ok.socket);
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it("answers one entity with values, event times and staleness", async () => {
     const { status, body } = await call(`/v1/features/${VIEW}/u1`);
     expect(status).toBe(200);
@@ -86,6 +107,7 @@ describeStack("feature server", () => {
 
   it("serves /healthz and an OpenAPI 3 document without a token, and counts requests", async () => {
     expect(await call("/healthz", { token: null })).toEqual({ status: 200, body: { status: "ok" } });
+    expect(await call("/healthz?probe=1", { token: null })).toEqual({ status: 200, body: { status: "ok" } });
     const doc = await call("/openapi.json", { token: null });
     expect(doc.body.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.body.paths as object)).toContain("/v1/features/{view}/{id}");
