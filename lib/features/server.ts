@@ -53,6 +53,16 @@ function tokenMatches(header: string | undefined, digest: Buffer): boolean {
   return crypto.timingSafeEqual(given, digest) && m !== null;
 }
 
+/** `make(key)` once per distinct key. */
+function memo<T>(make: (key: string) => T): (key: string) => T {
+  const cache = new Map<string, T>();
+  return (key) => {
+    let v = cache.get(key);
+    if (v === undefined) cache.set(key, (v = make(key)));
+    return v;
+  };
+}
+
 /** Splits an origin-form request target (`/path?query#fragment`) without a URL object per request. */
 function splitTarget(target: string): { pathname: string; query: URLSearchParams | undefined } {
   const hash = target.indexOf("#");
@@ -132,20 +142,9 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
     return [name, 200, JSON.stringify({ view, entities: rows })];
   }
 
-  // Metric series resolved once per route/status, not hashed per request.
-  const counters = new Map<string, { inc(): void }>();
-  const timers = new Map<string, { observe(v: number): void }>();
-  const counter = (r: string, status: number) => {
-    const k = `${r} ${status}`;
-    let c = counters.get(k);
-    if (!c) counters.set(k, (c = metrics.featureRequests.labels(r, String(status))));
-    return c;
-  };
-  const timer = (r: string) => {
-    let t = timers.get(r);
-    if (!t) timers.set(r, (t = metrics.featureSeconds.labels(r)));
-    return t;
-  };
+  // Metric series resolved once per route and status, not hashed per request.
+  const counter = memo((key: string) => metrics.featureRequests.labels(...(key.split(" ") as [string, string])));
+  const timer = memo((route: string) => metrics.featureSeconds.labels(route));
 
   const server = http.createServer({ noDelay: true, keepAliveTimeout: 65_000 }, (req, res) => {
     const start = performance.now();
@@ -153,7 +152,7 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
     const send = (routeName: string, status: number, body: string) => {
       res.writeHead(status, { "content-type": routeName === "metrics" && status === 200 ? metrics.registry.contentType : "application/json", "content-length": Buffer.byteLength(body), ...(status === 401 ? { "www-authenticate": "Bearer" } : {}) });
       res.end(body);
-      counter(routeName, status).inc();
+      counter(`${routeName} ${status}`).inc();
       timer(routeName).observe((performance.now() - start) / 1000);
     };
     const routeName = url.pathname.startsWith("/v1/features/") ? (url.pathname.split("/").length === 5 ? "get" : "batch") : url.pathname === "/healthz" ? "healthz" : url.pathname === "/openapi.json" ? "openapi" : url.pathname === "/metrics" ? "metrics" : "other";
