@@ -67,8 +67,28 @@ export interface Sink {
   readonly name: string;
   open?(): Promise<void>;
   write(records: StreamRecord[]): Promise<{ failed?: RecordFailure[] } | void>;
+  /**
+   * A sink that combines a batch before writing (the feature store aggregates per entity, a
+   * cache keeps the last write per key) offers this: the runner adds each slice of a batch
+   * as it comes and flushes once, before the commit, instead of calling `write` per slice.
+   */
+  batch?(): SinkBatch;
   close(): Promise<void>;
   health?(): Promise<void>;
+}
+
+/** A record a sink could not write, named by its origin (a combining sink keeps no records). */
+export interface SinkFailure {
+  origin: RecordOrigin;
+  error: unknown;
+}
+
+/** One batch of a combining sink. `flush` may be called again after a retriable throw: it must be idempotent. */
+export interface SinkBatch {
+  /** Takes a slice's records (no I/O); returns the records it rejects at once (e.g. a missing key). */
+  add(records: readonly StreamRecord[]): SinkFailure[];
+  /** Writes what was added. A retriable throw: nothing that matters was lost, flush again. */
+  flush(): Promise<{ failed?: SinkFailure[] } | void>;
 }
 
 export interface StepOutcome {

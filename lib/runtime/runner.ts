@@ -9,7 +9,7 @@ import { groupOf } from "../topology/loader.ts";
 import type { Catalogue, SinkDef, StepDef, Topology } from "../topology/model.ts";
 import { BatchAbandoned, BatchControl } from "./batch-control.ts";
 import type { Connections } from "./connections.ts";
-import type { ComponentContext, DeadLetter, DeadLetterWriter, RecordOrigin, Sink, Source, SourceBatch, SourceMessage, Step, StreamPlatform, StreamRecord } from "./contracts.ts";
+import type { ComponentContext, DeadLetter, DeadLetterWriter, RecordOrigin, Sink, SinkBatch, SinkFailure, Source, SourceBatch, SourceMessage, Step, StreamPlatform, StreamRecord } from "./contracts.ts";
 import { runStep } from "./step-runner.ts";
 
 export interface RunnerDeps {
@@ -130,10 +130,10 @@ export class TopologyRunner {
     this.logger.info("topology stopped");
   }
 
-  private decode(batch: SourceBatch, messages: readonly SourceMessage[], dead: DeadLetter[]): StreamRecord[] {
+  private decode(first: SourceMessage, messages: readonly SourceMessage[], dead: DeadLetter[]): StreamRecord[] {
     const records: StreamRecord[] = [];
-    const idPrefix = `${batch.topic}/${batch.partition}/`;
-    const idSuffix = `@${batch.cluster}`;
+    const idPrefix = `${first.topic}/${first.partition}/`;
+    const idSuffix = `@${first.cluster}`;
     const keyDecoder = this.keyDecoder;
     const valueDecoder = this.valueDecoder;
     for (const m of messages) {
@@ -170,15 +170,20 @@ export class TopologyRunner {
 
   /**
    * A batch goes through decode, steps and sinks in slices of at most `max_batch_records`, one
-   * after the other (per-partition order holds); its dead letters are written and its offset
-   * committed once, after the last slice. Slicing keeps a large fetch's records short-lived:
-   * a slice's records are garbage once its sinks acknowledged it, not at the batch's commit.
+   * after the other; its dead letters are written and its offset committed once, after the
+   * last slice. Slicing keeps a large fetch's records short-lived: a slice's records are
+   * garbage once its sinks took them, not at the batch's commit. A slice is decoded and
+   * stepped while the previous slice's sink writes are in flight; its own writes start only
+   * when those are acknowledged, so each sink sees the partition in order. Combining sinks
+   * (`Sink.batch`) take every slice without I/O and write once, after the last slice.
    */
   private async process(batch: SourceBatch, ctl: BatchControl): Promise<void> {
     const dead: DeadLetter[] = [];
     const size = this.topology.source.max_batch_records;
     const all = batch.messages;
     const reached: Reached[] = [];
+    const combining = this.sinks.filter((s) => s.sink.batch).map((s) => ({ ...s, open: s.sink.batch!(), taken: [] as RecordOrigin[], started: 0 }));
+    let delivering: Promise<void> = Promise.resolve();
     for (let from = 0; from < all.length; from += size) {
       if (from > 0) {
         // Past the stop deadline, seeked or stopped: leave the rest uncommitted for the next read.
@@ -188,10 +193,17 @@ export class TopologyRunner {
         await batch.heartbeat();
       }
       const messages = from === 0 && all.length <= size ? all : all.slice(from, from + size);
-      const deadBefore = dead.length;
-      const records = await this.processSlice(batch, messages, ctl, dead);
-      reached.push(reachedSinks(messages, records, dead, deadBefore));
+      const sliceDead: DeadLetter[] = [];
+      const records = await this.prepareSlice(messages, ctl, sliceDead);
+      await delivering;
+      delivering = this.deliver(records, combining, ctl, sliceDead).then(() => {
+        for (const d of sliceDead) dead.push(d);
+        reached.push(reachedSinks(messages, records, sliceDead));
+      });
+      delivering.catch(() => {}); // observed by the next await
     }
+    await delivering;
+    if (combining.length) await Promise.all(combining.map((c) => this.flushSink(c, ctl, dead, reached)));
     if (dead.length) {
       await ctl.untilDone("dead-letter write", () => this.dlq.send(this.dlqTopic, dead));
       for (const d of dead) {
@@ -212,26 +224,42 @@ export class TopologyRunner {
     this.trackLag(batch, last);
   }
 
-  /** Decode, steps and sinks for one slice of a batch; returns the records the sinks took. */
-  private async processSlice(batch: SourceBatch, messages: readonly SourceMessage[], ctl: BatchControl, dead: DeadLetter[]): Promise<StreamRecord[]> {
+  /** Decode and steps for one slice of a batch; returns the records for the sinks. */
+  private async prepareSlice(messages: readonly SourceMessage[], ctl: BatchControl, dead: DeadLetter[]): Promise<StreamRecord[]> {
     const { keyDecoder, valueDecoder } = this;
     if (keyDecoder.prepare || valueDecoder.prepare) {
       await ctl.untilDone("schema lookup", () => Promise.all([keyDecoder.prepare?.(messages, "rawKey"), valueDecoder.prepare?.(messages, "rawValue")]));
     }
-    let records = this.decode(batch, messages, dead);
+    let records = this.decode(messages[0]!, messages, dead);
     for (const { def, step } of this.steps) {
       if (records.length === 0) break;
       records = await runStep(step, def.path, records, { ctl, policy: this.topology.errors, metrics: this.tm, dead, letter: (o, e, s, a) => this.letter(o, e, s, a) });
     }
-    const routed = records.some((r) => r.targets !== undefined);
-    await Promise.all(this.sinks.map((s) => this.writeSink(s, records, routed, ctl, dead)));
     return records;
   }
 
-  private async writeSink({ def, sink }: { def: SinkDef; sink: Sink }, records: StreamRecord[], routed: boolean, ctl: BatchControl, dead: DeadLetter[]): Promise<void> {
-    // No record routed: every sink that is not routed_only takes the whole batch, no copy.
-    const mine = routed ? records.filter((r) => (r.targets ? r.targets.includes(def.name) : !def.routedOnly)) : def.routedOnly ? [] : records;
-    if (mine.length === 0) return;
+  /** Hands a slice's records to every sink: combining sinks take them at once, the others write. */
+  private async deliver(records: StreamRecord[], combining: CombiningSink[], ctl: BatchControl, dead: DeadLetter[]): Promise<void> {
+    if (records.length === 0) return;
+    const routed = records.some((r) => r.targets !== undefined);
+    const writes: Promise<void>[] = [];
+    for (const s of this.sinks) {
+      const mine = routed ? records.filter((r) => (r.targets ? r.targets.includes(s.def.name) : !s.def.routedOnly)) : s.def.routedOnly ? [] : records;
+      if (mine.length === 0) continue;
+      const c = s.sink.batch ? combining.find((x) => x.sink === s.sink) : undefined;
+      if (!c) {
+        writes.push(this.writeSink(s, mine, ctl, dead));
+        continue;
+      }
+      const t0 = performance.now();
+      for (const r of mine) c.taken.push(r.origin);
+      for (const f of c.open.add(mine)) dead.push(this.letter(f.origin, f.error, s.def.path, 1));
+      c.started += performance.now() - t0;
+    }
+    await Promise.all(writes);
+  }
+
+  private async writeSink({ def, sink }: { def: SinkDef; sink: Sink }, mine: StreamRecord[], ctl: BatchControl, dead: DeadLetter[]): Promise<void> {
     let t0 = performance.now();
     try {
       const result = await ctl.untilDone(`sink ${def.name}`, async () => {
@@ -250,6 +278,38 @@ export class TopologyRunner {
       if (err instanceof BatchAbandoned || isRetriable(err)) throw err;
       for (const r of mine) dead.push(this.letter(r.origin, err, def.path, 1));
     }
+  }
+
+  /** Writes what a combining sink took from every slice; its failures leave the records' `ok` counts for the DLQ. */
+  private async flushSink(c: CombiningSink, ctl: BatchControl, dead: DeadLetter[], reached: Reached[]): Promise<void> {
+    if (c.taken.length === 0) return;
+    const { def } = c;
+    let t0 = performance.now();
+    let failed: SinkFailure[];
+    try {
+      const result = await ctl.untilDone(`sink ${def.name}`, async () => {
+        t0 = performance.now();
+        try {
+          return await c.open.flush();
+        } catch (err) {
+          this.tm.sink(def.name, c.taken.length, 0, false);
+          throw err;
+        }
+      });
+      failed = result?.failed ?? [];
+      this.tm.sink(def.name, c.taken.length - failed.length, (performance.now() - t0 + c.started) / 1000, true);
+    } catch (err) {
+      if (err instanceof BatchAbandoned || isRetriable(err)) throw err;
+      failed = [...new Set(c.taken)].map((origin) => ({ origin, error: err }));
+    }
+    if (failed.length === 0) return;
+    const gone = new Set<RecordOrigin>();
+    for (const f of failed) {
+      if (gone.has(f.origin)) continue;
+      gone.add(f.origin);
+      dead.push(this.letter(f.origin, f.error, def.path, 1));
+    }
+    for (const r of reached) r.ok = r.ok.filter((m) => !gone.has(m));
   }
 
   private trackLag(batch: SourceBatch, last: SourceMessage): void {
@@ -279,11 +339,20 @@ interface Reached {
   filtered: number;
 }
 
-function reachedSinks(messages: readonly SourceMessage[], records: readonly StreamRecord[], dead: readonly DeadLetter[], deadBefore: number): Reached {
+/** A combining sink during one batch: what it took (for a failure of the whole flush) and the time `add` spent. */
+interface CombiningSink {
+  def: SinkDef;
+  sink: Sink;
+  open: SinkBatch;
+  taken: RecordOrigin[];
+  started: number;
+}
+
+function reachedSinks(messages: readonly SourceMessage[], records: readonly StreamRecord[], dead: readonly DeadLetter[]): Reached {
   // The common slice: every message reached the sinks as exactly one record.
-  if (dead.length === deadBefore && oneToOne(messages, records)) return { ok: messages, filtered: 0 };
+  if (dead.length === 0 && oneToOne(messages, records)) return { ok: messages, filtered: 0 };
   const dlq = new Set<string>();
-  for (let i = deadBefore; i < dead.length; i++) dlq.add(dead[i]!.origin.offset);
+  for (const d of dead) dlq.add(d.origin.offset);
   const took = new Set(records.map((r) => r.origin.offset));
   const ok: SourceMessage[] = [];
   let filtered = 0;

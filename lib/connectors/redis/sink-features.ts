@@ -1,112 +1,37 @@
 import type { Redis } from "ioredis";
 import { SfError } from "../../errors.ts";
-import { compilePredicate } from "../../topology/predicate.ts";
-import { compileGetter, compileValue } from "../../topology/template.ts";
-import type { ComponentContext, ComponentSpec, RecordFailure, Sink, StreamRecord } from "../../runtime/contracts.ts";
-import { bucketStart, keys, parseDuration } from "../../features/layout.ts";
-import type { FeatureDef, ViewDef } from "../../features/layout.ts";
+import type { ComponentContext, ComponentSpec, RecordOrigin, Sink, SinkBatch, SinkFailure } from "../../runtime/contracts.ts";
+import { keys } from "../../features/layout.ts";
 import { createRedis, ensureConnected, execPipeline, redisLifecycle } from "./client.ts";
 import { featuresSinkSchema } from "./config.ts";
-import type { FeatureConfig, FeaturesSinkConfig, ViewConfig } from "./config.ts";
-import { compileEventTime, compileKey } from "./keys.ts";
-import type { KeyFn } from "./keys.ts";
+import type { FeaturesSinkConfig } from "./config.ts";
+import { BatchLog, compileView } from "./feature-log.ts";
+import type { EntityLog } from "./feature-log.ts";
 import { redisMetrics, timed } from "./metrics.ts";
 import { callScript, defineScripts } from "./scripts.ts";
 
-/** One feature update's script arguments for a record, undefined to leave the feature alone, or an Error for a bad record. */
-type OpFn = (r: StreamRecord, eventTime: number) => [string, string, string, string] | undefined | Error;
+/** Entity updates per EVALSHA: enough to amortise the call, small enough to keep Redis responsive. */
+const CHUNK = 100;
 
-/** Updates per EVALSHA: enough to amortise the call, small enough to keep Redis responsive. */
-const CHUNK = 250;
-
-interface PlannedCall {
-  entity: string;
+/** One entity update on its way to Redis: the log and the index of its first record to send. */
+interface Update {
+  log: EntityLog;
+  from: number;
   args: Array<string | number>;
 }
 
-interface CompiledView {
-  def: ViewDef;
-  key: KeyFn;
-  keySource: string;
-  eventTime: (r: StreamRecord) => number;
-  ops: OpFn[];
-}
-
-function toNumber(v: unknown): number | undefined {
-  if (typeof v === "number") return Number.isFinite(v) ? v : undefined;
-  if (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v))) return Number(v);
-  return undefined;
-}
-
-/** Compiles one feature into a closure producing its 4 script arguments (kind, name, value, param). */
-function compileFeature(f: FeatureConfig): { def: FeatureDef; op: OpFn } {
-  const when = f.when ? compilePredicate(f.when) : () => true;
-  const get = f.field ? compileGetter(f.field) : () => undefined;
-  const name = f.name;
-  switch (f.kind) {
-    case "latest":
-    case "last_n": {
-      const param = f.kind === "last_n" ? String(f.n) : "";
-      const op: OpFn = (r) => {
-        if (!when(r)) return undefined;
-        const v = get(r);
-        return v === undefined ? undefined : [f.kind, name, JSON.stringify(v), param];
-      };
-      return { def: { name, kind: f.kind, ...(f.n ? { n: f.n } : {}) }, op };
-    }
-    case "counter": {
-      const by = compileValue(f.by ?? 1);
-      const op: OpFn = (r) => {
-        if (!when(r)) return undefined;
-        const raw = by(r);
-        const n = toNumber(raw);
-        if (n === undefined) return new Error(`counter ${name}: \`by\` ${String(f.by)} gave ${JSON.stringify(raw)}, expected a number`);
-        return n === 0 ? undefined : ["counter", name, String(n), ""];
-      };
-      return { def: { name, kind: "counter" }, op };
-    }
-    case "min":
-    case "max": {
-      const op: OpFn = (r) => {
-        if (!when(r)) return undefined;
-        const n = toNumber(get(r));
-        return n === undefined ? undefined : [f.kind, name, String(n), ""];
-      };
-      return { def: { name, kind: f.kind }, op };
-    }
-    case "window_count":
-    case "window_sum": {
-      const size = parseDuration(f.window!);
-      const counting = f.kind === "window_count";
-      const op: OpFn = (r, t) => {
-        if (!when(r)) return undefined;
-        const n = counting ? 1 : toNumber(get(r));
-        return n === undefined ? undefined : [f.kind, name, String(n), `${bucketStart(t, size)}:${size}:${f.buckets}`];
-      };
-      return { def: { name, kind: f.kind, window_ms: size, buckets: f.buckets }, op };
-    }
-  }
-}
-
-function compileView(v: ViewConfig): CompiledView {
-  const compiled = v.features.map(compileFeature);
-  return {
-    def: { name: v.name, entity: v.entity, ...(v.ttl_seconds ? { ttl_seconds: v.ttl_seconds } : {}), features: compiled.map((c) => c.def) },
-    key: compileKey(v.key),
-    keySource: v.key,
-    eventTime: compileEventTime(v.event_time),
-    ops: compiled.map((c) => c.op),
-  };
-}
-
-function invalid(record: StreamRecord, message: string, where: string): RecordFailure {
-  return { record, error: new SfError("SF_ERR_SINK_RECORD_INVALID", message, { where }) };
+function invalid(origin: RecordOrigin, message: string, where: string): SinkFailure {
+  return { origin, error: new SfError("SF_ERR_SINK_RECORD_INVALID", message, { where }) };
 }
 
 /**
- * Writes one batch: one pipeline, one EVALSHA of features-apply.lua per record and view.
- * The script skips records at or below the entity's per-partition watermark (applied
- * already) and older `latest` values, so a retried batch changes nothing twice.
+ * The feature store sink. A batch's records are logged per (view, entity) as they come,
+ * slice by slice (`batch().add`), and written once before the commit (`flush`): one
+ * features-apply.lua update per entity carries the merged contributions of all its records
+ * and the (offset, seq) range they span, so Redis reads and writes each entity once per
+ * batch. The script skips an update whose records are at or below the entity's watermark
+ * for their partition (a retried or replayed batch changes nothing twice) and reports a
+ * replay that overlaps in part; the sink then sends the records after the watermark.
  */
 export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentContext, client?: Redis): Sink {
   const redis = client ?? createRedis(ctx.connections, config.connection);
@@ -117,48 +42,6 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
   const applied = metrics.scriptResults.labels(ctx.topology, "features_apply", "applied");
   const duplicate = metrics.scriptResults.labels(ctx.topology, "features_apply", "duplicate");
   let registered = false;
-  const count = (res: number[]) => {
-    for (const x of res) (x === 1 ? applied : duplicate).inc();
-  };
-  const pipelineOf = (chunks: Array<Array<{ entity: string; args: Array<string | number> }>>) => {
-    const p = redis.pipeline();
-    for (const chunk of chunks) {
-      const args: Array<string | number> = [];
-      for (const c of chunk) args.push(c.args.length + 1, ...c.args);
-      callScript(p, "featuresApply", chunk.map((c) => c.entity), args);
-    }
-    return p;
-  };
-
-  /**
-   * The script calls for one record (one per view it updates), or why the record cannot be
-   * written. `seq` numbers the records one source offset produced for one entity, in batch
-   * order, so the (offset, seq) watermark also covers records a step fanned out.
-   */
-  function plan(r: StreamRecord, seq: Map<string, number>): PlannedCall[] | string {
-    const planned: PlannedCall[] = [];
-    const o = r.origin;
-    for (const v of views) {
-      const id = v.key(r);
-      if (id === undefined) return `view ${v.def.name}: the entity key ${v.keySource} is missing from the record`;
-      const t = v.eventTime(r);
-      if (!Number.isFinite(t)) return `view ${v.def.name}: the event time is missing or unreadable`;
-      const entity = keys.entity(prefix, v.def.name, id);
-      const at = `${entity}\u0000${o.topic}\u0000${o.partition}\u0000${o.offset}`;
-      const n = seq.get(at) ?? 0;
-      const args: Array<string | number> = [`@o:${o.cluster}:${o.topic}:${o.partition}`, o.offset, n, v.def.ttl_seconds ?? 0, Math.trunc(t)];
-      for (const op of v.ops) {
-        const a = op(r, t);
-        if (a instanceof Error) return `view ${v.def.name}: ${a.message}`;
-        if (a) args.push(...a);
-      }
-      if (args.length > 5) {
-        seq.set(at, n + 1);
-        planned.push({ entity, args });
-      }
-    }
-    return planned;
-  }
 
   async function register(): Promise<void> {
     const p = redis.pipeline();
@@ -167,48 +50,106 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
     registered = true;
   }
 
+  function pipelineOf(chunks: Update[][]): ReturnType<Redis["pipeline"]> {
+    const p = redis.pipeline();
+    for (const chunk of chunks) {
+      const args: Array<string | number> = [];
+      const entityKeys: string[] = [];
+      for (const u of chunk) {
+        entityKeys.push(u.log.key);
+        args.push(u.args.length + 1);
+        for (const a of u.args) args.push(a);
+      }
+      callScript(p, "featuresApply", entityKeys, args);
+    }
+    return p;
+  }
+
+  /** Sends updates; returns those to send again (a partial replay) and the entities Redis refused. */
+  async function send(updates: Update[], failed: SinkFailure[]): Promise<Update[]> {
+    const chunks: Update[][] = [];
+    for (let i = 0; i < updates.length; i += CHUNK) chunks.push(updates.slice(i, i + CHUNK));
+    const results = await timed(metrics, ctx.topology, "features", () => execPipeline(redis, pipelineOf(chunks), ctx.component));
+    const again: Update[] = [];
+    const alone: Update[][] = [];
+    results.forEach(([err, res], c) => {
+      const chunk = chunks[c]!;
+      // A chunk Redis refused: each update alone, so only the bad entity's records fail.
+      if (err) return chunk.length > 1 ? alone.push(...chunk.map((u) => [u])) : refuse(chunk[0]!, err, failed);
+      (res as Array<number | string>).forEach((r, i) => settle(chunk[i]!, r, again));
+    });
+    if (alone.length) {
+      const single = await execPipeline(redis, pipelineOf(alone), ctx.component);
+      single.forEach(([err, res], i) => (err ? refuse(alone[i]![0]!, err, failed) : settle(alone[i]![0]!, (res as Array<number | string>)[0]!, again)));
+    }
+    return again;
+  }
+
+  function settle(u: Update, result: number | string, again: Update[]): void {
+    const records = u.log.origins.length - u.from;
+    if (result === 1) return applied.inc(records);
+    if (result === 0) return duplicate.inc(records);
+    // applied up to the stored watermark: send the records after it
+    const [offset, seq] = String(result).split(":").map(Number) as [number, number];
+    const from = u.log.after(offset, seq);
+    duplicate.inc(from - u.from);
+    const args = u.log.encode(from);
+    if (args) again.push({ log: u.log, from, args });
+  }
+
+  function refuse(u: Update, err: Error, failed: SinkFailure[]): void {
+    const seen = new Set<RecordOrigin>();
+    for (let i = u.from; i < u.log.origins.length; i++) {
+      const o = u.log.origins[i]!;
+      if (!seen.has(o)) failed.push(invalid(o, `Redis refused the feature update of ${u.log.key}: ${err.message}`, ctx.component));
+      seen.add(o);
+    }
+  }
+
+  function batch(): SinkBatch {
+    const log = new BatchLog(views, prefix);
+    return {
+      add(records) {
+        const failed: SinkFailure[] = [];
+        for (const r of records) {
+          const why = log.add(r);
+          if (why !== undefined) failed.push(invalid(r.origin, why, ctx.component));
+        }
+        return failed;
+      },
+      async flush() {
+        await ensureConnected(redis, ctx.component);
+        if (!registered) await register();
+        const failed: SinkFailure[] = [];
+        let updates: Update[] = [];
+        for (const l of log.entities()) {
+          const args = l.encode(0);
+          if (args) updates.push({ log: l, from: 0, args });
+        }
+        // A replay that overlaps the first try in part needs a second round; a third only
+        // when another worker (a zombie past its session) writes the same entities meanwhile.
+        for (let round = 0; updates.length > 0; round++) {
+          if (round === 5) throw new SfError("SF_ERR_SINK_NOT_CONNECTED", "feature watermarks kept moving under this batch (another worker writes the same partition?); the batch will be retried", { where: ctx.component });
+          updates = await send(updates, failed);
+        }
+        return failed.length ? { failed } : undefined;
+      },
+    };
+  }
+
   return {
     name: ctx.component,
     async open() {
       await ensureConnected(redis, ctx.component);
       await register();
     },
+    batch,
     async write(records) {
-      await ensureConnected(redis, ctx.component);
-      if (!registered) await register();
-      const failed: RecordFailure[] = [];
-      const calls: Array<{ record: StreamRecord; entity: string; args: Array<string | number> }> = [];
-      const seq = new Map<string, number>();
-      for (const r of records) {
-        if (r.value === null || r.value === undefined) continue; // a tombstone carries no features
-        const planned = plan(r, seq);
-        if (typeof planned === "string") {
-          failed.push(invalid(r, planned, ctx.component));
-          continue;
-        }
-        for (const c of planned) calls.push({ record: r, ...c });
-      }
-      if (calls.length === 0) return failed.length ? { failed } : undefined;
-      // One EVALSHA per chunk of updates, all chunks in one pipeline.
-      const chunks: (typeof calls)[] = [];
-      for (let i = 0; i < calls.length; i += CHUNK) chunks.push(calls.slice(i, i + CHUNK));
-      const results = await timed(metrics, ctx.topology, "features", () => execPipeline(redis, pipelineOf(chunks), ctx.component));
-      const retry: (typeof calls)[] = [];
-      results.forEach(([err, res], i) => {
-        if (err) retry.push(...chunks[i]!.map((c) => [c]));
-        else count(res as number[]);
-      });
-      if (retry.length) {
-        // A chunk that failed: each update alone, so only the bad record fails (applied ones are skipped by their watermark).
-        const single = await execPipeline(redis, pipelineOf(retry), ctx.component);
-        const rejected = new Set<StreamRecord>();
-        single.forEach(([err, res], i) => {
-          const record = retry[i]![0]!.record;
-          if (!err) return count(res as number[]);
-          if (!rejected.has(record)) failed.push(invalid(record, `Redis refused the feature update: ${err.message}`, ctx.component));
-          rejected.add(record);
-        });
-      }
+      const b = batch();
+      const rejected = b.add(records);
+      const flushed = (await b.flush())?.failed ?? [];
+      const byOrigin = new Map(records.map((r) => [r.origin, r]));
+      const failed = [...rejected, ...flushed].map((f) => ({ record: byOrigin.get(f.origin)!, error: f.error }));
       return failed.length ? { failed } : undefined;
     },
     ...redisLifecycle(redis, !client, ctx.component),
