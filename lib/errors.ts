@@ -17,7 +17,7 @@ export const CATALOGUE = {
   SF_ERR_SINK_REJECTED: { retriable: true, doc: "A server refused a write it may accept later (unroutable message, queue full); retried, never counted as delivered." },
   SF_ERR_SINK_RECORD_INVALID: { retriable: false, doc: "One record cannot be written by a sink (fields that do not fit the table); it goes to the DLQ with the reason." },
   SF_ERR_SCHEMA_REGISTRY: { retriable: true, doc: "The schema registry did not answer or refused a request." },
-  SF_ERR_SCHEMA_INCOMPATIBLE: { retriable: false, doc: "A schema is not compatible with the subject's registered versions." },
+  SF_ERR_SCHEMA_INCOMPATIBLE: { retriable: false, doc: "A topology's reader schema cannot read a version of its subject (the message names subject, version and field), or the registry refused a writer schema by the subject's compatibility level." },
   SF_ERR_SCHEMA_NOT_FOUND: { retriable: false, doc: "A subject or schema file named by a topology does not exist." },
   SF_ERR_FEATURES_BAD_REQUEST: { retriable: false, doc: "A feature read names an unknown view, an empty id list or a malformed body." },
   SF_ERR_FEATURES_UNAUTHORIZED: { retriable: false, doc: "The feature server was called without a valid bearer token." },

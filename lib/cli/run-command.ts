@@ -38,7 +38,16 @@ export async function startWorker(o: RunOptions): Promise<{ fleet: Fleet; adminU
     ready: () => fleet.ready(),
     health: () => fleet.health(),
   });
-  await fleet.start();
+  try {
+    await fleet.start();
+  } catch (err) {
+    // A topology that cannot start (a reader that cannot read its subject) stops the worker
+    // before it consumes: the topologies started before it leave their groups, committed.
+    await fleet.stop(o.shutdownMs).catch(() => {});
+    await admin.close();
+    logger.flush();
+    throw err;
+  }
   logger.info({ admin: admin.url, topologies: fleet.runners.map((r) => r.name) }, "worker started");
   return {
     fleet,

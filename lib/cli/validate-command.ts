@@ -1,5 +1,6 @@
 import { SchemaCodecs } from "../codecs/registry.ts";
 import { readAvsc } from "../codecs/avro.ts";
+import { unreadableError, unreadableVersions } from "../codecs/reader-check.ts";
 import { errorMessage, SfError } from "../errors.ts";
 import { defaultCatalogue } from "../runtime/fleet.ts";
 import type { LoadedTopology } from "../topology/loader.ts";
@@ -59,9 +60,11 @@ async function checkSubjects(loaded: LoadedTopology[], codecs: SchemaCodecs): Pr
       for (const subject of subjects) {
         try {
           if (codec.schema) {
-            const { text } = readAvsc(codec.schema, l.baseDir);
-            const r = await codecs.compatible(subject, text);
-            if (!r.compatible) problems.push(`${where}: ${codec.schema} is not compatible with subject ${subject}: ${r.messages.join("; ")}`);
+            const { type } = readAvsc(codec.schema, l.baseDir);
+            const versions = await codecs.versions(subject);
+            const bad = unreadableVersions(type, versions);
+            if (versions.length === 0) warnings.push(`${where}: subject ${subject} does not exist yet; a worker registers ${codec.schema} as its first version at start`);
+            else if (bad.length) problems.push(`${where}: ${unreadableError(subject, codec.schema, bad).message}`);
           } else {
             await codecs.latest(subject);
           }

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { SfError } from "../errors.ts";
 import type { AvroType } from "./avro.ts";
 import { readAvsc } from "./avro.ts";
+import { prepareReader } from "./reader-check.ts";
 import type { SchemaCodecs } from "./registry.ts";
 
 export const codecSchema = z
@@ -14,7 +15,9 @@ export const codecSchema = z
           .string()
           .min(1)
           .optional()
-          .describe("A local .avsc (relative to the topology file) registered under the subject at start and used as the reader schema"),
+          .describe(
+            "A local .avsc (relative to the topology file): the reader schema. At start the worker checks that it can read every version of the subject and stops naming the field when it cannot; it registers it only when the subject does not exist yet",
+          ),
       })
       .strict()
       .describe("Avro in the Confluent wire format, schemas from the registry"),
@@ -63,7 +66,7 @@ export async function createDecoder(
       let reader: AvroType | undefined;
       if (config.schema) {
         const local = readAvsc(config.schema, opts.baseDir);
-        await opts.codecs.register(subject, local.text);
+        await prepareReader(opts.codecs, subject, local);
         reader = local.type;
       }
       const codecs = opts.codecs;

@@ -1,4 +1,3 @@
-import { SchemaRegistry, SchemaType } from "@kafkajs/confluent-schema-registry";
 import { SfError } from "../errors.ts";
 import type { AvroType } from "./avro.ts";
 import { avroType, frame, readSchemaId } from "./avro.ts";
@@ -6,6 +5,14 @@ import { avroType, frame, readSchemaId } from "./avro.ts";
 export interface RegistryAuth {
   username: string;
   password: string;
+}
+
+/** One registered version of a subject. */
+export interface SubjectVersion {
+  subject: string;
+  version: number;
+  id: number;
+  schema: string;
 }
 
 interface WriterEntry {
@@ -22,61 +29,74 @@ interface WriterEntry {
  */
 export class SchemaCodecs {
   readonly url: string;
-  private readonly client: SchemaRegistry;
   private readonly headers: Record<string, string>;
   private readonly writers = new Map<number, WriterEntry>();
   private readonly pending = new Map<number, Promise<void>>();
 
   constructor(url: string, auth?: RegistryAuth) {
     this.url = url.replace(/\/$/, "");
-    this.client = new SchemaRegistry({ host: this.url, ...(auth ? { auth: { ...auth } } : {}), clientId: "streamfleet" });
     this.headers = { accept: "application/vnd.schemaregistry.v1+json, application/json" };
     if (auth) this.headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString("base64")}`;
   }
 
-  /** Registers an Avro schema under a subject (idempotent) and returns its id. */
+  /**
+   * Registers an Avro schema under a subject and returns its id: idempotent (the same schema
+   * gets the same id, also when several processes register it at once), and judged by the
+   * subject's own compatibility level. Reads and changes no compatibility setting.
+   */
   async register(subject: string, schemaText: string): Promise<number> {
-    try {
-      const { id } = await this.client.register({ type: SchemaType.AVRO, schema: schemaText }, { subject });
-      return id;
-    } catch (err) {
-      const msg = (err as Error).message;
-      const code = /incompatible|409/i.test(msg) ? "SF_ERR_SCHEMA_INCOMPATIBLE" : "SF_ERR_SCHEMA_REGISTRY";
-      throw new SfError(code, `registering subject ${subject} at ${this.url} failed: ${msg}`, { cause: err });
-    }
-  }
-
-  /** The latest schema of a subject: its id and text. */
-  async latest(subject: string): Promise<{ id: number; schema: string; version: number }> {
-    const res = await this.get(`/subjects/${encodeURIComponent(subject)}/versions/latest`);
-    if (res.status === 404) throw new SfError("SF_ERR_SCHEMA_NOT_FOUND", `subject ${subject} does not exist in the registry at ${this.url}`);
-    const body = (await res.json()) as { id: number; schema: string; version: number };
-    return body;
-  }
-
-  /** Whether a schema could be registered under the subject without breaking its readers. */
-  async compatible(subject: string, schemaText: string): Promise<{ compatible: boolean; messages: string[] }> {
-    const res = await fetch(`${this.url}/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`, {
+    const res = await this.request(`/subjects/${encodeURIComponent(subject)}/versions`, {
       method: "POST",
       headers: { ...this.headers, "content-type": "application/vnd.schemaregistry.v1+json" },
       body: JSON.stringify({ schema: schemaText, schemaType: "AVRO" }),
     });
-    if (res.status === 404) return { compatible: true, messages: ["subject has no versions yet"] };
-    if (!res.ok) throw new SfError("SF_ERR_SCHEMA_REGISTRY", `compatibility check of ${subject} failed: HTTP ${res.status} ${await res.text()}`);
-    const body = (await res.json()) as { is_compatible: boolean; messages?: string[] };
-    return { compatible: body.is_compatible, messages: body.messages ?? [] };
+    if (res.ok) return ((await res.json()) as { id: number }).id;
+    const reason = await errorText(res);
+    if (res.status === 409) throw new SfError("SF_ERR_SCHEMA_INCOMPATIBLE", `registering a schema under subject ${subject} at ${this.url} was refused by the subject's compatibility level: ${reason}`);
+    throw new SfError("SF_ERR_SCHEMA_REGISTRY", `registering a schema under subject ${subject} at ${this.url} failed: HTTP ${res.status} ${reason}`, { retriable: res.status >= 500 });
+  }
+
+  /** Every registered version of a subject, oldest first; empty when the subject does not exist. */
+  async versions(subject: string): Promise<SubjectVersion[]> {
+    const base = `/subjects/${encodeURIComponent(subject)}/versions`;
+    const res = await this.request(base);
+    if (res.status === 404) {
+      await res.arrayBuffer();
+      return [];
+    }
+    if (!res.ok) throw new SfError("SF_ERR_SCHEMA_REGISTRY", `listing the versions of subject ${subject} at ${this.url} failed: HTTP ${res.status} ${await errorText(res)}`);
+    const numbers = (await res.json()) as number[];
+    const all = await Promise.all(
+      numbers.map(async (n) => {
+        const r = await this.request(`${base}/${n}`);
+        // A version deleted between the two requests is no longer the subject's.
+        if (r.status === 404) return (await r.arrayBuffer(), undefined);
+        if (!r.ok) throw new SfError("SF_ERR_SCHEMA_REGISTRY", `fetching version ${n} of subject ${subject} failed: HTTP ${r.status} ${await errorText(r)}`);
+        const body = (await r.json()) as { id: number; schema: string; version: number };
+        return { subject, version: body.version, id: body.id, schema: body.schema };
+      }),
+    );
+    return all.filter((v) => v !== undefined);
+  }
+
+  /** The latest schema of a subject: its id and text. */
+  async latest(subject: string): Promise<{ id: number; schema: string; version: number }> {
+    const res = await this.request(`/subjects/${encodeURIComponent(subject)}/versions/latest`);
+    if (res.status === 404) throw new SfError("SF_ERR_SCHEMA_NOT_FOUND", `subject ${subject} does not exist in the registry at ${this.url}`);
+    if (!res.ok) throw new SfError("SF_ERR_SCHEMA_REGISTRY", `fetching the latest version of subject ${subject} failed: HTTP ${res.status} ${await errorText(res)}`);
+    return (await res.json()) as { id: number; schema: string; version: number };
   }
 
   /** Throws unless the registry answers. */
   async ping(): Promise<void> {
-    const res = await this.get("/subjects");
+    const res = await this.request("/subjects");
     await res.arrayBuffer();
     if (!res.ok) throw new SfError("SF_ERR_SCHEMA_REGISTRY", `schema registry at ${this.url} answered HTTP ${res.status}`);
   }
 
-  private async get(path: string): Promise<Response> {
+  private async request(path: string, init: RequestInit = {}): Promise<Response> {
     try {
-      return await fetch(`${this.url}${path}`, { headers: this.headers, signal: AbortSignal.timeout(10_000) });
+      return await fetch(`${this.url}${path}`, { headers: this.headers, signal: AbortSignal.timeout(10_000), ...init });
     } catch (err) {
       throw new SfError("SF_ERR_SCHEMA_REGISTRY", `schema registry at ${this.url} did not answer: ${(err as Error).message}`, { cause: err });
     }
@@ -86,7 +106,7 @@ export class SchemaCodecs {
     let p = this.pending.get(id);
     if (!p) {
       p = (async () => {
-        const res = await this.get(`/schemas/ids/${id}`);
+        const res = await this.request(`/schemas/ids/${id}`);
         if (res.status === 404) {
           this.writers.set(id, { error: new SfError("SF_ERR_DECODE_UNKNOWN_SCHEMA", `schema id ${id} is not known to the registry`), resolvers: new Map() });
           return;
@@ -177,6 +197,16 @@ export class SchemaCodecs {
       scratch.copy(out, 0, 0, end);
       return out;
     };
+  }
+}
+
+/** The registry's `message` from an error answer, or its text. */
+async function errorText(res: Response): Promise<string> {
+  const text = await res.text();
+  try {
+    return (JSON.parse(text) as { message?: string }).message ?? text;
+  } catch {
+    return text;
   }
 }
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { CATALOGUE } from "../errors.ts";
 import { codecSchema } from "../codecs/index.ts";
+import { REGISTRY_AT_START } from "./docs-prose.ts";
 import type { Catalogue } from "./model.ts";
 import { errorPolicySchema, sourceSchema } from "./model.ts";
 
@@ -94,7 +95,7 @@ export function renderTopologyDoc(cat: Catalogue): string {
     const t = ((variant.properties as Record<string, Json>).type?.const as string) ?? "?";
     out.push(`### \`${t}\``, "", String(variant.description ?? ""), "", fieldsTable(variant), "");
   }
-  out.push("## Errors", "", fieldsTable(componentSchema({ schema: errorPolicySchema })), "");
+  out.push(REGISTRY_AT_START, "## Errors", "", fieldsTable(componentSchema({ schema: errorPolicySchema })), "");
   out.push("## Steps", "", "Each step is `- <kind>: {...}`, optionally with `name:`.", "");
   for (const [kind, spec] of [...cat.steps].sort(([a], [b]) => a.localeCompare(b))) {
     out.push(`### \`${kind}\``, "", spec.description, "", fieldsTable(componentSchema(spec)), "");

@@ -32,6 +32,7 @@ export class TestScope {
   private readonly topics = new Set<string>();
   private readonly queues = new Set<string>();
   private readonly exchanges = new Set<string>();
+  private readonly subjects = new Set<string>();
   private schemaCreated = false;
 
   constructor(label: string) {
@@ -42,6 +43,12 @@ export class TestScope {
     const t = `t.${this.id}.${name}`;
     this.topics.add(t);
     return t;
+  }
+  /** A registry subject (`<topic>-value` by default), deleted with everything else. */
+  subject(topic: string, side: "key" | "value" = "value"): string {
+    const s = `${topic}-${side}`;
+    this.subjects.add(s);
+    return s;
   }
   get keyPrefix(): string {
     return `test:${this.id}:`;
@@ -95,6 +102,10 @@ export class TestScope {
       const mine = [...this.topics].filter((t) => existing.has(t));
       if (mine.length) await admin.deleteTopics({ topics: mine }).catch(() => {});
       await admin.disconnect();
+    }
+    for (const subject of this.subjects) {
+      // Soft delete, then the permanent delete the registry allows only after it.
+      for (const q of ["", "?permanent=true"]) await fetch(`${s.SCHEMA_REGISTRY_URL}/subjects/${encodeURIComponent(subject)}${q}`, { method: "DELETE" }).then((r) => r.arrayBuffer()).catch(() => {});
     }
     const redis = new Redis(s.REDIS_URL, { lazyConnect: true });
     await redis.connect();
