@@ -73,8 +73,12 @@ describeStack("a topology with Redis steps and sinks, through Kafka", () => {
     expect(r1?.features.open).toMatchObject({ value: 0, event_time: 4000 });
     expect(JSON.parse((await redis.get(`${scope.keyPrefix}complaint:c1`))!)).toMatchObject({ type: "complaint.closed" });
     expect(await redis.exists(`${scope.keyPrefix}complaint:c2`)).toBe(0);
-    const processed = await fleet.metrics.processed.get();
-    const filtered = processed.values.filter((v) => v.labels.outcome === "filtered" && v.labels.topology === `${scope.id}-complaints`).reduce((a, v) => a + v.value, 0);
+    // outcomes are counted once the batch is committed, a moment after its sinks wrote
+    const filtered = await until(
+      async () => (await fleet!.metrics.processed.get()).values.filter((v) => v.labels.outcome === "filtered" && v.labels.topology === `${scope.id}-complaints`).reduce((a, v) => a + v.value, 0),
+      (n) => n >= 1,
+      10_000,
+    );
     expect(filtered).toBe(1);
   });
 });

@@ -1,7 +1,8 @@
 import type { Redis } from "ioredis";
 import { SfError } from "../../errors.ts";
+import { writeAsOneBatch } from "../../runtime/sink-batch.ts";
 import { compilePredicate } from "../../topology/predicate.ts";
-import type { ComponentContext, ComponentSpec, RecordFailure, Sink, StreamRecord } from "../../runtime/contracts.ts";
+import type { ComponentContext, ComponentSpec, RecordOrigin, Sink, SinkBatch, SinkFailure } from "../../runtime/contracts.ts";
 import { createRedis, ensureConnected, execPipeline, redisLifecycle } from "./client.ts";
 import { cacheSinkSchema } from "./config.ts";
 import type { CacheSinkConfig } from "./config.ts";
@@ -16,10 +17,17 @@ function pick(value: unknown, fields: readonly string[] | undefined): unknown {
   return out;
 }
 
+/** The last word of a batch on one key: the value to cache (undefined: delete) and the record that said it. */
+interface LastWrite {
+  value: unknown;
+  origin: RecordOrigin;
+}
+
 /**
- * Writes each record's value as JSON under its key (SET ... EX), or deletes the key for a
- * delete event or a tombstone; one pipeline per batch, in record order, so the batch's last
- * word on a key wins and a replayed batch ends in the same state.
+ * Caches each record's value as JSON under its key (SET ... EX), or deletes the key for a
+ * delete event or a tombstone. A cache holds the newest state per key, so a batch is
+ * collapsed to its last word per key (records are taken in partition order) and written
+ * once, one pipeline, before the commit: a replayed batch ends in the same state.
  */
 export function createCacheSink(config: CacheSinkConfig, ctx: ComponentContext, client?: Redis): Sink {
   const redis = client ?? createRedis(ctx.connections, config.connection);
@@ -27,34 +35,57 @@ export function createCacheSink(config: CacheSinkConfig, ctx: ComponentContext, 
   const isDelete = config.delete_when ? compilePredicate(config.delete_when) : () => false;
   const metrics = redisMetrics(ctx.metrics);
   const prefix = config.key_prefix;
+  const ttl = config.ttl_seconds;
+  const fields = config.fields;
+
+  function batch(): SinkBatch {
+    const last = new Map<string, LastWrite>();
+    return {
+      add(records) {
+        const failed: SinkFailure[] = [];
+        for (const r of records) {
+          const k = key(r);
+          if (k === undefined) {
+            failed.push({ origin: r.origin, error: new SfError("SF_ERR_SINK_RECORD_INVALID", `the cache key ${config.key} is missing from the record`, { where: ctx.component }) });
+            continue;
+          }
+          const value = r.value === null || r.value === undefined || isDelete(r) ? undefined : r.value;
+          const w = last.get(k);
+          if (w) {
+            w.value = value;
+            w.origin = r.origin;
+          } else last.set(k, { value, origin: r.origin });
+        }
+        return failed;
+      },
+      async flush() {
+        if (last.size === 0) return;
+        await ensureConnected(redis, ctx.component);
+        const p = redis.pipeline();
+        const origins: RecordOrigin[] = [];
+        for (const [k, w] of last) {
+          if (w.value === undefined) p.del(prefix + k);
+          else if (ttl) p.set(prefix + k, JSON.stringify(pick(w.value, fields)), "EX", ttl);
+          else p.set(prefix + k, JSON.stringify(pick(w.value, fields)));
+          origins.push(w.origin);
+        }
+        const results = await timed(metrics, ctx.topology, "cache", () => execPipeline(redis, p, ctx.component));
+        const failed: SinkFailure[] = [];
+        results.forEach(([err], i) => {
+          if (err) failed.push({ origin: origins[i]!, error: new SfError("SF_ERR_SINK_RECORD_INVALID", `Redis refused the cache write: ${err.message}`, { where: ctx.component }) });
+        });
+        return failed.length ? { failed } : undefined;
+      },
+    };
+  }
+
   return {
     name: ctx.component,
     async open() {
       await ensureConnected(redis, ctx.component);
     },
-    async write(records) {
-      await ensureConnected(redis, ctx.component);
-      const failed: RecordFailure[] = [];
-      const written: StreamRecord[] = [];
-      const p = redis.pipeline();
-      for (const r of records) {
-        const k = key(r);
-        if (k === undefined) {
-          failed.push({ record: r, error: new SfError("SF_ERR_SINK_RECORD_INVALID", `the cache key ${config.key} is missing from the record`, { where: ctx.component }) });
-          continue;
-        }
-        if (r.value === null || r.value === undefined || isDelete(r)) p.del(prefix + k);
-        else if (config.ttl_seconds) p.set(prefix + k, JSON.stringify(pick(r.value, config.fields)), "EX", config.ttl_seconds);
-        else p.set(prefix + k, JSON.stringify(pick(r.value, config.fields)));
-        written.push(r);
-      }
-      if (written.length === 0) return failed.length ? { failed } : undefined;
-      const results = await timed(metrics, ctx.topology, "cache", () => execPipeline(redis, p, ctx.component));
-      results.forEach(([err], i) => {
-        if (err) failed.push({ record: written[i]!, error: new SfError("SF_ERR_SINK_RECORD_INVALID", `Redis refused the cache write: ${err.message}`, { where: ctx.component }) });
-      });
-      return failed.length ? { failed } : undefined;
-    },
+    batch,
+    write: (records) => writeAsOneBatch(batch(), records),
     ...redisLifecycle(redis, !client, ctx.component),
   };
 }

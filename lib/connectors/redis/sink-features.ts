@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { SfError } from "../../errors.ts";
+import { writeAsOneBatch } from "../../runtime/sink-batch.ts";
 import type { ComponentContext, ComponentSpec, RecordOrigin, Sink, SinkBatch, SinkFailure } from "../../runtime/contracts.ts";
 import { keys } from "../../features/layout.ts";
 import { createRedis, ensureConnected, execPipeline, redisLifecycle } from "./client.ts";
@@ -144,14 +145,7 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
       await register();
     },
     batch,
-    async write(records) {
-      const b = batch();
-      const rejected = b.add(records);
-      const flushed = (await b.flush())?.failed ?? [];
-      const byOrigin = new Map(records.map((r) => [r.origin, r]));
-      const failed = [...rejected, ...flushed].map((f) => ({ record: byOrigin.get(f.origin)!, error: f.error }));
-      return failed.length ? { failed } : undefined;
-    },
+    write: (records) => writeAsOneBatch(batch(), records),
     ...redisLifecycle(redis, !client, ctx.component),
   };
 }
