@@ -5,7 +5,7 @@ export interface Column {
   name: string;
   type: ColumnType;
   nullable: boolean;
-  /** Where the value comes from: a value field by name, or a template getter. */
+  /** Where the value comes from: a value template, `{<field>}` for a field of the value. */
   path: string;
 }
 
@@ -66,6 +66,6 @@ export function columnsFromAvro(parsed: unknown): Column[] {
       nullable = true;
       t = rest.length === 1 ? (rest[0] as AvroSchema) : rest;
     }
-    return { name: f.name, type: columnType(t), nullable, path: f.name };
+    return { name: f.name, type: columnType(t), nullable, path: `{${f.name}}` };
   });
 }

@@ -68,7 +68,7 @@ export class PostgresSink implements Sink {
     const [qualifier, bare] = config.table.includes(".") ? config.table.split(".") : [undefined, config.table];
     this.ref = tableRef(config.pg_schema ?? qualifier ?? "public", bare!);
     this.columns = resolveColumns(config, ctx.baseDir);
-    this.getters = this.columns.map((c) => (c.path.startsWith("{") ? compileValue(c.path) : compileValue(`{${c.path}}`)));
+    this.getters = this.columns.map((c) => compileValue(c.path));
     this.key = config.key ?? [RECORD_ID];
     for (const k of this.key) {
       if (!this.columns.some((c) => c.name === k)) throw new SfError("SF_ERR_TOPOLOGY_INVALID", `postgres sink ${this.name}: key column "${k}" is not a column of ${config.table}`);
