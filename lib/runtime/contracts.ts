@@ -7,6 +7,7 @@ import type { z } from "zod";
 import type { Connections } from "./connections.ts";
 import type { EngineMetrics } from "../observability/metrics.ts";
 import type { SchemaCodecs } from "../codecs/registry.ts";
+import type { ValueShape } from "../topology/shape.ts";
 
 /** Where a record came from; shared by every record a step derives from it. */
 export interface RecordOrigin {
@@ -118,6 +119,11 @@ export interface ComponentSpec<C, T> {
    * existing sink); returns problems with their path inside the component's config.
    */
   verify?(config: C, ctx: VerifyContext): Promise<VerifyIssue[]> | VerifyIssue[];
+  /**
+   * A step's effect on the record value, for `validate`'s field checks: from what is known of
+   * its input (undefined: nothing), what is known of its output. Absent: nothing after it.
+   */
+  shape?(config: C, input: ValueShape | undefined, ctx: VerifyContext): ValueShape | undefined;
 }
 
 export interface VerifyContext {

@@ -31,3 +31,53 @@ A worker talks to the registry before it joins its consumer group, once per Avro
   level (\`SF_ERR_SCHEMA_INCOMPATIBLE\`). The worker never reads or changes a subject's
   compatibility level: that is the registry operator's setting.
 `;
+
+/** Template syntax and how template fields are checked. */
+export const TEMPLATES = `## Templates and field paths
+
+Keys, channels, job names and ids, routing keys, message ids and types, value mappings (\`map\`,
+\`data\`, \`body\`, \`headers\`, a publish sink's \`fields\`, a column's \`value\`) and a counter's \`by\`
+are **templates**: \`{path}\` reads a field of the record value by dotted path; \`{$key}\`,
+\`{$key.<path>}\`, \`{$topic}\`, \`{$partition}\`, \`{$offset}\`, \`{$timestamp}\`, \`{$id}\` and
+\`{$header.<name>}\` read the record's envelope. A value that is exactly one placeholder
+(\`"{amount}"\`) keeps the field's type. \`{\` and \`}\` always delimit a placeholder (there is no
+escape). A predicate's \`field\`, \`event_time\`, a feature's \`field\` and a cache's \`fields\` are
+**field paths**: the same paths without braces.
+
+A template that does not parse (\`"{entity"\`, \`"a}"\`, \`"{}"\`, \`"{$partiton}"\`) is rejected when
+the topology is loaded — by \`validate\`, \`run\` and \`graph\` alike — and never rendered literally.
+When the value schema is known (\`codec.value.schema\` names a local .avsc), every path must name
+one of its fields, followed through the steps: \`filter\`, \`route\`, \`dedupe\` and \`rate-limit\`
+leave the value as it is, a \`validate\` step makes it that step's schema, \`map\` makes it its
+\`fields\` (added to the input's with \`merge\`), \`enrich\` adds its \`into\` field, and after a
+\`transform\` nothing is known, so nothing is checked. Below an Avro map or array any path is accepted.
+`;
+
+/** What `streamfleet validate` checks, offline and against the registry. */
+export const VALIDATE = `## What \`streamfleet validate\` checks
+
+\`streamfleet validate [--offline] [files|dirs]\` reports every problem of every file at once, sorted
+by file and line, each as \`file:line path: what was expected\`, and exits 1 when there is one. A
+problem in one step or sink does not hide the others: every check that can still run, runs.
+
+Offline (always):
+
+- the file is YAML (or a \`*.topology.ts\` with a default export); every field matches the model
+  above — types, ranges, required and unknown fields, step kinds and sink types — step by step
+  and sink by sink;
+- templates parse, and name fields of the value schema where it is known (see Templates);
+- a transform's module exists and exports the named function; the .avsc files of codecs,
+  \`validate\` steps, \`kafka\` and \`postgres\` sinks exist and are Avro schemas;
+- a route's \`to\` and \`default\`, and a rate-limit's \`over_limit.route\`, name sinks of the topology;
+- topology names and consumer groups are unique in the fleet.
+
+Against the registry (unless \`--offline\`; at \`SCHEMA_REGISTRY_URL\`):
+
+- a codec with a local reader schema: the reader can read every version of its subject — the
+  same check a worker makes at start (see above); a subject that does not exist yet is a warning;
+- a codec that names a \`subject\`: it exists; the implied \`<topic>-value\` subjects of a codec
+  without a local schema: a warning while no producer has registered them.
+
+Not checked: whether Kafka, Redis, RabbitMQ and PostgreSQL answer and topics exist (a running
+worker's \`/health\` and \`/readyz\` say so).
+`;

@@ -4,12 +4,14 @@ import { pathToFileURL } from "node:url";
 import { LineCounter, parseDocument } from "yaml";
 import { SfError } from "../errors.ts";
 import type { Catalogue, Topology } from "./model.ts";
-import { topologySchema } from "./model.ts";
+import { checkTopology } from "./verify.ts";
 
 export interface LoadedTopology {
   file: string;
   baseDir: string;
   topology: Readonly<Topology>;
+  /** The line of a path in the file (YAML), for problems found after loading. */
+  lineOf?: (path: readonly PropertyKey[]) => number | undefined;
 }
 
 export interface TopologyIssue {
@@ -82,7 +84,22 @@ async function readRaw(file: string): Promise<{ raw: unknown; lineOf: (p: readon
   return { raw: doc.toJS(), lineOf };
 }
 
-/** Loads, validates and freezes one topology file; throws with every problem in it. */
+/** Issues file by file (in the order files first appear), by line within a file (those without last), each once. */
+export function sortIssues(issues: readonly TopologyIssue[]): TopologyIssue[] {
+  const seen = new Set<string>();
+  const fileOrder = new Map<string, number>();
+  for (const i of issues) if (!fileOrder.has(i.file)) fileOrder.set(i.file, fileOrder.size);
+  return issues
+    .filter((i) => {
+      const k = `${i.file}\n${i.path}\n${i.message}`;
+      return seen.has(k) ? false : (seen.add(k), true);
+    })
+    .map((i, n) => ({ i, n }))
+    .sort((a, b) => fileOrder.get(a.i.file)! - fileOrder.get(b.i.file)! || (a.i.line ?? Infinity) - (b.i.line ?? Infinity) || a.n - b.n)
+    .map(({ i }) => i);
+}
+
+/** Loads, validates and freezes one topology file; throws with every problem in it, in line order. */
 export async function loadTopologyFile(file: string, cat: Catalogue): Promise<LoadedTopology> {
   let read: Awaited<ReturnType<typeof readRaw>>;
   try {
@@ -91,33 +108,24 @@ export async function loadTopologyFile(file: string, cat: Catalogue): Promise<Lo
     if (err instanceof SfError) throw err;
     throw new SfError("SF_ERR_TOPOLOGY_LOAD", `${file} cannot be loaded: ${(err as Error).message}`, { cause: err });
   }
-  const result = topologySchema(cat).safeParse(read.raw);
-  if (!result.success) {
-    throw new TopologyValidationError(
-      result.error.issues.map((i) => ({ file, line: read.lineOf(i.path), path: formatPath(i.path), message: i.message })),
-    );
-  }
-  const topology = result.data;
   const baseDir = path.dirname(file);
-  const issues: TopologyIssue[] = [];
-  const sinkNames = topology.sinks.map((s) => s.name);
-  const verifyCtx = { baseDir, sinkNames };
-  const components = [
-    ...topology.steps.map((s, i) => ({ spec: cat.steps.get(s.kind)!, config: s.config, prefix: ["steps", i, s.kind] as PropertyKey[] })),
-    ...topology.sinks.map((s, i) => ({ spec: cat.sinks.get(s.type)!, config: s.config, prefix: ["sinks", i] as PropertyKey[] })),
-  ];
-  for (const c of components) {
-    for (const v of (await c.spec.verify?.(c.config, verifyCtx)) ?? []) {
-      const p = [...c.prefix, ...v.path];
-      issues.push({ file, line: read.lineOf(p), path: formatPath(p), message: v.message });
-    }
+  const { topology, issues } = await checkTopology(read.raw, cat, baseDir);
+  if (!topology) {
+    const located = issues.map((i) => ({ file, line: read.lineOf(i.path), path: formatPath(i.path), message: i.message }));
+    throw new TopologyValidationError(sortIssues(located));
   }
-  if (issues.length) throw new TopologyValidationError(issues);
-  return { file, baseDir, topology: deepFreeze(topology) };
+  return { file, baseDir, topology: deepFreeze(topology), lineOf: read.lineOf };
 }
 
-/** Loads every topology under the inputs; reports every problem of every file at once. */
+/** Loads every topology under the inputs; throws with every problem of every file at once. */
 export async function loadTopologies(inputs: string[], cat: Catalogue): Promise<LoadedTopology[]> {
+  const { loaded, issues } = await checkTopologies(inputs, cat);
+  if (issues.length) throw new TopologyValidationError(issues);
+  return loaded;
+}
+
+/** Every file under the inputs: those that load, and every problem of the others and across them, sorted. */
+export async function checkTopologies(inputs: string[], cat: Catalogue): Promise<{ loaded: LoadedTopology[]; issues: TopologyIssue[] }> {
   const files = findTopologyFiles(inputs);
   if (files.length === 0) throw new SfError("SF_ERR_TOPOLOGY_LOAD", `no topology files (*.yaml, *.topology.ts) under ${inputs.join(", ")}`);
   const loaded: LoadedTopology[] = [];
@@ -136,13 +144,12 @@ export async function loadTopologies(inputs: string[], cat: Catalogue): Promise<
   for (const l of loaded) {
     const { name } = l.topology;
     const group = groupOf(l.topology);
-    if (byName.has(name)) issues.push({ file: l.file, path: "name", message: `topology name "${name}" is also used by ${byName.get(name)}` });
-    if (byGroup.has(group)) issues.push({ file: l.file, path: "source.group", message: `consumer group "${group}" is also used by ${byGroup.get(group)}` });
+    if (byName.has(name)) issues.push({ file: l.file, line: l.lineOf?.(["name"]), path: "name", message: `topology name "${name}" is also used by ${byName.get(name)}` });
+    if (byGroup.has(group)) issues.push({ file: l.file, line: l.lineOf?.(["source", "group"]), path: "source.group", message: `consumer group "${group}" is also used by ${byGroup.get(group)}` });
     byName.set(name, l.file);
     byGroup.set(group, l.file);
   }
-  if (issues.length) throw new TopologyValidationError(issues);
-  return loaded;
+  return { loaded, issues: sortIssues(issues) };
 }
 
 export function groupOf(t: Pick<Topology, "name" | "source">): string {

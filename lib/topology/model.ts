@@ -102,7 +102,8 @@ function checkComponent(spec: ComponentSpec<unknown, unknown>, value: unknown, c
   return r.data;
 }
 
-export function topologySchema(cat: Catalogue) {
+/** The schemas of one step and one sink of a topology (also parsed alone when the file as a whole does not parse). */
+export function componentSchemas(cat: Catalogue) {
   const stepKinds = [...cat.steps.keys()];
   const step = z
     .record(z.string(), z.unknown())
@@ -131,6 +132,11 @@ export function topologySchema(cat: Catalogue) {
     const config = checkComponent(spec, rest, ctx, []);
     return { type, name: name ?? type, routedOnly: routed_only, path: "", config };
   });
+  return { step, sink };
+}
+
+export function topologySchema(cat: Catalogue) {
+  const { step, sink } = componentSchemas(cat);
   return z
     .object({
       name: z.string().regex(NAME, "expected lower-case letters, digits, '.', '_' or '-'").describe("Topology name: unique in the fleet"),
@@ -149,6 +155,7 @@ export function topologySchema(cat: Catalogue) {
     .superRefine((t, ctx) => {
       const seen = new Map<string, number>();
       t.sinks.forEach((s, i) => {
+        if (!s) return; // a sink that did not parse
         if (seen.has(s.name)) ctx.addIssue({ code: "custom", message: `sink name "${s.name}" is used twice (also sinks[${seen.get(s.name)}]); give one a \`name\``, path: ["sinks", i, "name"] });
         seen.set(s.name, i);
       });

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { StreamRecord } from "../runtime/contracts.ts";
 import { compileGetter } from "./template.ts";
+import { fieldPath } from "./template-fields.ts";
 
 /**
  * Declarative predicates for filter, route and rate-limit: comparisons on a field, combined
@@ -24,7 +25,7 @@ export type Predicate = FieldPredicate | { all: Predicate[] } | { any: Predicate
 const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 export const fieldPredicateSchema = z
   .object({
-    field: z.string().min(1).describe("Dotted path into the record value, or $key, $topic, $header.<name>"),
+    field: fieldPath(z.string().min(1)).describe("Dotted path into the record value, or $key, $topic, $header.<name>"),
     eq: scalar.optional(),
     ne: scalar.optional(),
     in: z.array(scalar).optional(),

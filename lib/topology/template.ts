@@ -1,14 +1,65 @@
+import { SfError } from "../errors.ts";
 import type { StreamRecord } from "../runtime/contracts.ts";
 
 /**
  * Templates such as `complaint:{id}` or `{user.id}:{$partition}`, compiled once when a
  * topology is built. Placeholders read the record's value by dotted path; `$key`, `$topic`,
- * `$partition`, `$offset`, `$timestamp`, `$id` and `$header.<name>` read its envelope.
+ * `$partition`, `$offset`, `$timestamp`, `$id` and `$header.<name>` read its envelope. `{` and
+ * `}` always delimit a placeholder: a template that does not parse is rejected when the
+ * topology is loaded, never rendered literally.
  */
 export type Template = ((record: StreamRecord) => string) & { readonly source: string; readonly fields: readonly string[] };
 export type ValueTemplate = (record: StreamRecord) => unknown;
 
-const PLACEHOLDER = /\{([^{}]+)\}/g;
+/** The record's envelope, by `$` name; `$header.<name>` and `$key.<path>` also read it. */
+export const ENVELOPE = ["$key", "$topic", "$partition", "$offset", "$timestamp", "$id"] as const;
+const EXPECTED_NAMES = `${ENVELOPE.join(", ")}, $header.<name> or $key.<path>`;
+
+/** A parsed template: literals around trimmed placeholder expressions (one literal more than expressions). */
+export interface ParsedTemplate {
+  literals: string[];
+  exprs: string[];
+}
+
+/** Parses `a:{b}:{$key}`; returns what was expected, with the column, when it does not parse. */
+export function parseTemplate(source: string): ParsedTemplate | { error: string } {
+  const literals: string[] = [];
+  const exprs: string[] = [];
+  let last = 0;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if (c === "}") return { error: `expected a template such as "user:{id}": the "}" at column ${i + 1} closes no "{"` };
+    if (c !== "{") continue;
+    const close = source.indexOf("}", i + 1);
+    const reopen = source.indexOf("{", i + 1);
+    if (close < 0) return { error: `expected a template such as "user:{id}": the "{" at column ${i + 1} is never closed` };
+    if (reopen >= 0 && reopen < close) return { error: `expected a template such as "user:{id}": the "{" at column ${reopen + 1} opens inside the placeholder of column ${i + 1}` };
+    const expr = source.slice(i + 1, close).trim();
+    const bad = exprError(expr);
+    if (bad) return { error: `${bad} (placeholder at column ${i + 1})` };
+    literals.push(source.slice(last, i));
+    exprs.push(expr);
+    last = close + 1;
+    i = close;
+  }
+  literals.push(source.slice(last));
+  return { literals, exprs };
+}
+
+/** What is wrong with a placeholder expression or field path, or undefined. */
+export function exprError(expr: string): string | undefined {
+  if (expr === "") return `expected a field path or one of ${EXPECTED_NAMES} inside "{}"`;
+  if (expr.startsWith("$")) {
+    if ((ENVELOPE as readonly string[]).includes(expr)) return undefined;
+    const dot = expr.indexOf(".");
+    const [head, rest] = dot < 0 ? [expr, ""] : [expr.slice(0, dot), expr.slice(dot + 1)];
+    if (head === "$header" && rest !== "") return undefined;
+    if (head === "$key" && rest !== "" && !rest.split(".").includes("")) return undefined;
+    return `expected one of ${EXPECTED_NAMES}, got "${expr}"`;
+  }
+  if (expr.split(".").includes("")) return `expected a dotted field path such as "user.id", got "${expr}"`;
+  return undefined;
+}
 
 /** Reads a dotted path from a plain object; undefined when any hop is missing. */
 export function getPath(value: unknown, path: readonly string[]): unknown {
@@ -61,17 +112,11 @@ function stringify(v: unknown): string {
 
 /** Compiles a string template; every placeholder becomes a getter, joined without regex work per record. */
 export function compileTemplate(source: string): Template {
-  const literals: string[] = [];
-  const getters: ((r: StreamRecord) => unknown)[] = [];
-  const fields: string[] = [];
-  let last = 0;
-  for (const m of source.matchAll(PLACEHOLDER)) {
-    literals.push(source.slice(last, m.index));
-    getters.push(compileGetter(m[1]!));
-    fields.push(m[1]!.trim());
-    last = m.index + m[0].length;
-  }
-  const tail = source.slice(last);
+  const parsed = parseTemplate(source);
+  if ("error" in parsed) throw new SfError("SF_ERR_TOPOLOGY_INVALID", `template "${source}": ${parsed.error}`);
+  const { literals, exprs } = parsed;
+  const getters = exprs.map(compileGetter);
+  const tail = literals[literals.length - 1]!;
   let fn: (r: StreamRecord) => string;
   if (getters.length === 0) fn = () => source;
   else if (getters.length === 1) {
@@ -84,7 +129,7 @@ export function compileTemplate(source: string): Template {
       return out + tail;
     };
   }
-  return Object.assign(fn, { source, fields });
+  return Object.assign(fn, { source, fields: exprs });
 }
 
 /**
@@ -94,8 +139,13 @@ export function compileTemplate(source: string): Template {
  */
 export function compileValue(spec: unknown): ValueTemplate {
   if (typeof spec !== "string") return () => spec;
-  const whole = /^\{([^{}]+)\}$/.exec(spec);
-  if (whole) return compileGetter(whole[1]!);
-  if (!spec.includes("{")) return () => spec;
+  const whole = wholePlaceholder(spec);
+  if (whole !== undefined) return compileGetter(whole);
+  if (!spec.includes("{") && !spec.includes("}")) return () => spec;
   return compileTemplate(spec);
+}
+
+/** The expression of a string that is exactly one placeholder (`"{amount}"`), else undefined. */
+export function wholePlaceholder(spec: string): string | undefined {
+  return /^\{([^{}]+)\}$/.exec(spec)?.[1]?.trim();
 }

@@ -76,7 +76,7 @@ describeStack("dlq replay", () => {
     } catch (e) {
       err = (e as { stderr: string }).stderr;
     }
-    expect(err).toMatch(new RegExp(`codec.value: subject ${topic.replace(/\./g, "\\.")}\\.none-value does not exist in the registry`));
+    expect(err).toMatch(new RegExp(`\\.yaml:\\d+ codec\\.value\\.subject: subject ${topic.replace(/\./g, "\\.")}\\.none-value does not exist in the registry`));
 
     // Register a schema with a required field, then check a local schema that drops it as the reader.
     const { SchemaCodecs } = await import("../../lib/codecs/registry.ts");
@@ -94,6 +94,6 @@ describeStack("dlq replay", () => {
     } catch (e) {
       err = (e as { stderr: string }).stderr;
     }
-    expect(err).toMatch(new RegExp(`t\\.yaml codec\\.value: the reader schema \\./order\\.avsc cannot read subject ${subject.replace(/\./g, "\\.")}: version 1 \\(schema id \\d+\\): field id: the reader's long cannot read the writer's string`));
+    expect(err).toMatch(new RegExp(`t\\.yaml:3 codec\\.value\\.schema: the reader schema \\./order\\.avsc cannot read subject ${subject.replace(/\./g, "\\.")}: version 1 \\(schema id \\d+\\): field id: the reader's long cannot read the writer's string`));
   });
 });

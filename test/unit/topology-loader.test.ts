@@ -23,10 +23,11 @@ async function issuesOf(file: string) {
 describe("validating topology files", () => {
   it("names file, line and path for an unknown step kind and a transform export that does not exist", async () => {
     const issues = await issuesOf("unknown-step.yaml");
-    expect(issues.map((i) => i.path)).toEqual(["steps[1].frobnicate"]);
+    expect(issues.map((i) => i.path)).toEqual(["steps[1].frobnicate", "steps[2].transform.export"]);
     expect(issues[0]!.message).toMatch(/expected exactly one step kind \(.*transform.*\), got frobnicate/);
     expect(issues[0]!.file).toBe(path.join(BAD, "unknown-step.yaml"));
     expect(issues[0]!.line).toBe(6);
+    expect(issues[1]).toMatchObject({ line: 7, message: expect.stringMatching(/does not export a function named "doesNotExist"/) });
   });
 
   it("reports every problem of a file at once, each with its path and what was expected", async () => {

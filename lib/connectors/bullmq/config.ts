@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { template, valueTemplate } from "../../topology/template-fields.ts";
 
 /** Keep/remove policy for finished jobs: true (remove), false (keep), a count, or an age. */
 const keepJobs = z
@@ -18,14 +19,12 @@ export const bullmqSinkSchema = z
       .regex(/^[^:]+$/, "expected a queue name without ':' (BullMQ forbids it)")
       .describe("BullMQ queue name"),
     prefix: z.string().min(1).optional().describe("BullMQ key prefix (BullMQ's default is `bull`)"),
-    job_name: z.string().min(1).default("{$topic}").describe("Job name template, e.g. `notify.{channel}`"),
+    job_name: template(z.string().min(1)).default("{$topic}").describe("Job name template, e.g. `notify.{channel}`"),
     data: z
-      .record(z.string(), z.unknown())
+      .record(z.string(), valueTemplate(z.unknown()))
       .optional()
       .describe('Job data: field -> value template ("{path}" keeps the type). Absent: the whole record value'),
-    job_id: z
-      .string()
-      .min(1)
+    job_id: template(z.string().min(1))
       .default("{$id}")
       .describe("Job id template; the default (the record id topic/partition/offset@cluster) makes a replayed record find its job instead of adding another. ':' is escaped and all-digit ids are prefixed, as BullMQ forbids both"),
     options: z

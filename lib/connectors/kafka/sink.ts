@@ -4,13 +4,14 @@ import { readAvsc } from "../../codecs/avro.ts";
 import { SfError } from "../../errors.ts";
 import type { ComponentSpec, Sink, StreamRecord } from "../../runtime/contracts.ts";
 import { compileTemplate } from "../../topology/template.ts";
+import { template } from "../../topology/template-fields.ts";
 import { oversized, sendAll } from "./chunks.ts";
 import { sharedProducer } from "./platform.ts";
 
 const schema = z
   .object({
     topic: z.string().min(1).describe("Topic to write; the next topology consumes it"),
-    key: z.string().optional().describe("Key template, e.g. {userId}; default: the record's key"),
+    key: template(z.string()).optional().describe("Key template, e.g. {userId}; default: the record's key"),
     value: z
       .discriminatedUnion("type", [
         z.object({ type: z.literal("avro"), schema: z.string().min(1).describe("Local .avsc, registered under `subject` at start"), subject: z.string().optional().describe("Defaults to <topic>-value") }).strict(),

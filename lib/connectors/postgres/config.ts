@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { valueTemplate } from "../../topology/template-fields.ts";
 
 /** Column types the sink knows how to check and convert. */
 export const COLUMN_TYPES = ["text", "integer", "bigint", "real", "double precision", "numeric", "boolean", "bytea", "timestamptz", "date", "uuid", "jsonb"] as const;
@@ -9,7 +10,7 @@ export const columnSchema = z
     name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected a column name of letters, digits and '_'"),
     type: z.enum(COLUMN_TYPES).describe("PostgreSQL column type"),
     nullable: z.boolean().default(true).describe("false adds NOT NULL (records without the field go to the DLQ)"),
-    value: z.string().optional().describe('Value template; default `{<name>}` (the value field of the same name). `{$id}`, `{$timestamp}`... read the envelope'),
+    value: valueTemplate(z.string()).optional().describe('Value template; default `{<name>}` (the value field of the same name). `{$id}`, `{$timestamp}`... read the envelope'),
   })
   .strict();
 

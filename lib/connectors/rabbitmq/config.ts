@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { template, valueTemplate } from "../../topology/template-fields.ts";
 
 const exchangeType = z.enum(["direct", "topic", "fanout", "headers"]);
 
@@ -43,14 +44,14 @@ export const rabbitmqSinkSchema = z
       .default("default")
       .describe("Connection name: `default` reads AMQP_URL, any other AMQP_URL__<NAME>; AMQP_USERNAME / AMQP_PASSWORD(_FILE) override the URL's credentials, AMQP_TLS_CA_FILE for amqps://"),
     exchange: z.string().default("").describe("Exchange to publish to (\"\" is the default exchange: the routing key names a queue)"),
-    routing_key: z.string().default("").describe("Routing key template, e.g. `training.{model}`"),
-    message_id: z.string().min(1).default("{$id}").describe("messageId template; the default record id lets consumers drop replayed duplicates"),
+    routing_key: template(z.string()).default("").describe("Routing key template, e.g. `training.{model}`"),
+    message_id: template(z.string().min(1)).default("{$id}").describe("messageId template; the default record id lets consumers drop replayed duplicates"),
     body: z
-      .record(z.string(), z.unknown())
+      .record(z.string(), valueTemplate(z.unknown()))
       .optional()
       .describe('JSON body: field -> value template ("{path}" keeps the type). Absent: the whole record value'),
-    headers: z.record(z.string(), z.unknown()).default({}).describe("Message headers: name -> value template"),
-    message_type: z.string().optional().describe("AMQP `type` property template, e.g. `training.requested`"),
+    headers: z.record(z.string(), valueTemplate(z.unknown())).default({}).describe("Message headers: name -> value template"),
+    message_type: template(z.string()).optional().describe("AMQP `type` property template, e.g. `training.requested`"),
     persistent: z.boolean().default(true).describe("delivery-mode 2: the broker writes the message to disk"),
     mandatory: z.boolean().default(true).describe("Unroutable messages come back and the batch is retried, never counted as delivered"),
     confirm_timeout_ms: z.number().int().min(100).default(30_000).describe("Longest wait for the broker's confirms of one batch"),

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { predicateSchema } from "../../topology/predicate.ts";
 import { parseDuration } from "../../features/layout.ts";
+import { fieldPath, template, valueTemplate } from "../../topology/template-fields.ts";
 
 /**
  * Config schemas of the Redis sinks and steps: the spec from which types, topology
@@ -22,8 +23,8 @@ export const featureSchema = z
   .object({
     name: z.string().regex(FEATURE_NAME, "expected lower-case letters, digits and _").describe("Feature name, unique in its view"),
     kind: z.enum(FEATURE_KINDS).describe("latest: a field's newest value by event time; counter: adds `by`; min/max: extreme of a field; last_n: the n newest values; window_count/window_sum: count or sum per tumbling window"),
-    field: z.string().min(1).optional().describe("Dotted path of the value the feature reads (latest, min, max, last_n, window_sum)"),
-    by: z.union([z.number(), z.string()]).optional().describe('counter: amount added per record, a number or a value template such as "{delta}" (may be negative); default 1'),
+    field: fieldPath(z.string().min(1)).optional().describe("Dotted path of the value the feature reads (latest, min, max, last_n, window_sum)"),
+    by: valueTemplate(z.union([z.number(), z.string()])).optional().describe('counter: amount added per record, a number or a value template such as "{delta}" (may be negative); default 1'),
     when: predicateSchema.optional().describe("Only records matching this predicate update the feature"),
     n: z.number().int().min(1).max(1000).optional().describe("last_n: how many values are kept (newest first)"),
     window: duration.optional().describe('window_*: tumbling window length, e.g. "1h" or "24h"; windows are aligned to the Unix epoch'),
@@ -42,8 +43,8 @@ export const viewSchema = z
   .object({
     name: z.string().regex(VIEW_NAME, "expected lower-case letters, digits, '.', '_' or '-'").describe("Feature view name, unique in the Redis database (readers ask for it)"),
     entity: z.string().min(1).describe("The entity the view describes, e.g. resident, building, user, product"),
-    key: z.string().min(1).describe('Template of the entity id, e.g. "{userId}"; a record without it is rejected to the DLQ'),
-    event_time: z.string().min(1).optional().describe("Field holding the event time (epoch ms, ISO string); default: the Kafka record timestamp"),
+    key: template(z.string().min(1)).describe('Template of the entity id, e.g. "{userId}"; a record without it is rejected to the DLQ'),
+    event_time: fieldPath(z.string().min(1)).optional().describe("Field holding the event time (epoch ms, ISO string); default: the Kafka record timestamp"),
     ttl_seconds: z.number().int().min(1).optional().describe("The entity's features expire this long after its last write; default: never"),
     features: z.array(featureSchema).min(1).describe("The features of the view"),
   })
@@ -71,9 +72,9 @@ export const cacheSinkSchema = z
   .object({
     connection,
     key_prefix: keyPrefix,
-    key: z.string().min(1).describe('Key template of the cached entity, e.g. "complaint:{id}" (use "{$key}" when tombstones must delete)'),
+    key: template(z.string().min(1)).describe('Key template of the cached entity, e.g. "complaint:{id}" (use "{$key}" when tombstones must delete)'),
     ttl_seconds: z.number().int().min(1).optional().describe("Entry TTL; default: no expiry"),
-    fields: z.array(z.string().min(1)).optional().describe("Only these top-level fields are cached; default: the whole value"),
+    fields: z.array(fieldPath(z.string().min(1))).optional().describe("Only these top-level fields are cached; default: the whole value"),
     delete_when: predicateSchema.optional().describe("Records matching this predicate delete the key (a tombstone, value null, always does)"),
   })
   .strict();
@@ -83,8 +84,8 @@ export const publishSinkSchema = z
   .object({
     connection,
     key_prefix: keyPrefix,
-    channel: z.string().min(1).describe('Channel template, e.g. "complaints:{buildingId}"'),
-    fields: z.record(z.string(), z.unknown()).optional().describe('Message = these fields (value templates: "{path}" keeps the type); default: the whole value as JSON'),
+    channel: template(z.string().min(1)).describe('Channel template, e.g. "complaints:{buildingId}"'),
+    fields: z.record(z.string(), valueTemplate(z.unknown())).optional().describe('Message = these fields (value templates: "{path}" keeps the type); default: the whole value as JSON'),
   })
   .strict();
 export type PublishSinkConfig = z.infer<typeof publishSinkSchema>;
@@ -93,9 +94,9 @@ export const enrichStepSchema = z
   .object({
     connection,
     key_prefix: keyPrefix,
-    cache: z.string().min(1).optional().describe('Key template of a cached JSON entity to read, e.g. "building:{buildingId}"'),
+    cache: template(z.string().min(1)).optional().describe('Key template of a cached JSON entity to read, e.g. "building:{buildingId}"'),
     view: z.string().min(1).optional().describe("Feature view to read (instead of `cache`)"),
-    key: z.string().min(1).optional().describe('view: template of the entity id, e.g. "{residentId}"'),
+    key: template(z.string().min(1)).optional().describe('view: template of the entity id, e.g. "{residentId}"'),
     names: z.array(z.string().min(1)).optional().describe("view: only these features; default: all"),
     into: z.string().min(1).describe("Top-level field of the record value that receives the entity or the features (null when absent)"),
   })
@@ -108,7 +109,7 @@ export const dedupeStepSchema = z
   .object({
     connection,
     key_prefix: keyPrefix,
-    key: z.string().min(1).describe('Template of what makes records duplicates, e.g. "{eventId}"'),
+    key: template(z.string().min(1)).describe('Template of what makes records duplicates, e.g. "{eventId}"'),
     window_seconds: z.number().int().min(1).describe("A record whose key was seen within this many seconds is dropped"),
     scope: z.string().min(1).optional().describe("Namespace of the keys; default: the topology name"),
   })
@@ -119,7 +120,7 @@ export const rateLimitStepSchema = z
   .object({
     connection,
     key_prefix: keyPrefix,
-    key: z.string().min(1).describe('Template of what is limited, e.g. "{userId}"'),
+    key: template(z.string().min(1)).describe('Template of what is limited, e.g. "{userId}"'),
     limit: z.number().int().min(1).describe("Records admitted per key and interval"),
     interval_seconds: z.number().int().min(1).describe("Fixed window length, aligned to the epoch, by the record's Kafka timestamp"),
     over_limit: z

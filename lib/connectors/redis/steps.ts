@@ -7,6 +7,7 @@ import { createRedis, ensureConnected, execPipeline, redisStepLifecycle, toSfErr
 import { dedupeStepSchema, enrichStepSchema, rateLimitStepSchema } from "./config.ts";
 import type { DedupeStepConfig, EnrichStepConfig, RateLimitStepConfig } from "./config.ts";
 import { compileKey } from "./keys.ts";
+import { withFields } from "../../topology/shape.ts";
 import { redisMetrics, timed } from "./metrics.ts";
 import { callScript, defineScripts } from "./scripts.ts";
 
@@ -161,12 +162,14 @@ export function createRateLimitStep(config: RateLimitStepConfig, ctx: ComponentC
 export const enrichStep: ComponentSpec<EnrichStepConfig, Step> = {
   schema: enrichStepSchema,
   description: "Set a cached JSON entity or a feature view's features (read from Redis, one pipeline per batch) into a field of the record value.",
+  shape: (config, input) => withFields(input, `${input?.describe} with ${config.into}`, [[config.into, undefined]]),
   create: (config, ctx) => createEnrichStep(config, ctx),
 };
 
 export const dedupeStep: ComponentSpec<DedupeStepConfig, Step> = {
   schema: dedupeStepSchema,
   description: "Drop a record whose key template was seen (claimed by another record) within window_seconds; counted as filtered.",
+  shape: (_config, input) => input,
   create: (config, ctx) => createDedupeStep(config, ctx),
 };
 
@@ -180,5 +183,6 @@ export const rateLimitStep: ComponentSpec<RateLimitStepConfig, Step> = {
     }
     return issues;
   },
+  shape: (_config, input) => input,
   create: (config, ctx) => createRateLimitStep(config, ctx),
 };

@@ -14,6 +14,7 @@ const schema = z
 export const filterStep: ComponentSpec<z.infer<typeof schema>, Step> = {
   schema,
   description: "Keep or drop records by a declarative predicate (field comparisons with all/any/not).",
+  shape: (_config, input) => input,
   create(config, ctx) {
     const keep = config.keep ? compilePredicate(config.keep) : undefined;
     const drop = config.drop ? compilePredicate(config.drop) : undefined;

@@ -17,6 +17,7 @@ type Config = z.infer<typeof schema>;
 export const routeStep: ComponentSpec<Config, Step> = {
   schema,
   description: "Send records to different sinks by predicate.",
+  shape: (_config, input) => input,
   verify(config, ctx) {
     const issues: VerifyIssue[] = [];
     const known = new Set(ctx.sinkNames);

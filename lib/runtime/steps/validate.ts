@@ -3,6 +3,7 @@ import path from "node:path";
 import { z } from "zod";
 import { avroErrors, readAvsc } from "../../codecs/avro.ts";
 import { SfError } from "../../errors.ts";
+import { shapeOfAvro } from "../../topology/shape.ts";
 import type { ComponentSpec, RecordFailure, Step, StreamRecord } from "../contracts.ts";
 
 const schema = z.object({ schema: z.string().min(1).describe("A local .avsc the value must match") }).strict();
@@ -13,6 +14,14 @@ export const validateStep: ComponentSpec<z.infer<typeof schema>, Step> = {
   description: "Check each value against an Avro schema; records that do not match go to the DLQ with the failing paths.",
   verify(config, ctx) {
     return fs.existsSync(path.resolve(ctx.baseDir, config.schema)) ? [] : [{ path: ["schema"], message: `expected an .avsc file, ${path.resolve(ctx.baseDir, config.schema)} does not exist` }];
+  },
+  shape(config, _input, ctx) {
+    // Past this step every value matches the schema.
+    try {
+      return shapeOfAvro(readAvsc(config.schema, ctx.baseDir).type);
+    } catch {
+      return undefined;
+    }
   },
   create(config, ctx) {
     const { type } = readAvsc(config.schema, ctx.baseDir);
