@@ -15,6 +15,9 @@ export { SfError, CATALOGUE } from "./errors.ts";
 export type { ErrorCode } from "./errors.ts";
 export { loadTopologies, TopologyValidationError } from "./topology/loader.ts";
 export { fleetGraph, toMermaid } from "./topology/graph.ts";
+/** For connector authors: mark a config field as a template, checked by `validate` like every other. */
+export { fieldPath, template, valueTemplate } from "./topology/template-fields.ts";
+export type { ValueShape } from "./topology/shape.ts";
 export { EngineMetrics } from "./observability/metrics.ts";
 export { startAdminServer } from "./observability/admin-server.ts";
 export { createLogger } from "./observability/logger.ts";
