@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- <name> [args]` runs test/bench/<name>.bench.ts on Node 24.
- * Names: runtime, redis-features, feature-server, bullmq, rabbitmq, postgres.
+ * Names: runtime, topology-redis, redis-features, feature-server, bullmq, rabbitmq, postgres.
  */
 import fs from "node:fs";
 import path from "node:path";
