@@ -134,38 +134,50 @@ export class EntityLog {
   encode(from = 0): Array<string | number> | undefined {
     const last = this.origins.length - 1;
     if (from > last) return undefined;
-    const def = this.view.def;
-    const args: Array<string | number> = [this.watermark, this.origins[from]!.offset, this.seqs[from]!, this.origins[last]!.offset, this.seqs[last]!, def.ttl_seconds ?? 0];
-    for (let f = 0; f < def.features.length; f++) {
+    const features = this.view.def.features;
+    const args: Array<string | number> = [this.watermark, this.origins[from]!.offset, this.seqs[from]!, this.origins[last]!.offset, this.seqs[last]!];
+    for (let f = 0; f < features.length; f++) {
       const at = this.at[f]!;
       let start = 0;
       while (start < at.length && at[start]! < from) start++;
-      const m = mergeContributions(def.features[f]!, this.ts[f]!, this.vs[f]!, start, at.length);
-      if (m) encodeMerged(args, def.features[f]!, m);
+      const m = mergeContributions(features[f]!, this.ts[f]!, this.vs[f]!, start, at.length);
+      if (m) encodeMerged(args, m);
+      else args.push("");
     }
     return args;
   }
 }
 
-function encodeMerged(args: Array<string | number>, def: FeatureDef, m: Merged): void {
+/** The features-apply.lua arguments that describe a view, before its entities' groups. */
+export function viewHeader(def: ViewDef): Array<string | number> {
+  const args: Array<string | number> = [def.features.length, def.ttl_seconds ?? 0];
+  for (const f of def.features) {
+    if (f.kind === "last_n") args.push(f.kind, f.name, f.n!, "");
+    else if (f.kind === "window_count" || f.kind === "window_sum") args.push(f.kind, f.name, f.window_ms!, f.buckets!);
+    else args.push(f.kind, f.name, "", "");
+  }
+  return args;
+}
+
+function encodeMerged(args: Array<string | number>, m: Merged): void {
   switch (m.kind) {
     case "counter":
-      args.push("counter", def.name, String(m.sum), m.t);
+      args.push(String(m.sum), m.t);
       return;
     case "latest":
-      args.push("latest", def.name, m.v, m.t);
+      args.push(m.v, m.t);
       return;
     case "min":
     case "max":
-      args.push(m.kind, def.name, String(m.v), m.t);
+      args.push(String(m.v), m.t);
       return;
     case "last_n":
-      args.push("last_n", def.name, def.n!, m.items.length);
+      args.push(m.items.length);
       for (const it of m.items) args.push(it.v, it.t);
       return;
     case "window_count":
     case "window_sum":
-      args.push(m.kind, def.name, def.window_ms!, def.buckets!, m.t, m.head, m.buckets.size);
+      args.push(m.t, m.head, m.buckets.size);
       for (const [start, amount] of m.buckets) args.push(start, String(amount));
       return;
   }

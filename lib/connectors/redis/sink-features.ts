@@ -6,7 +6,7 @@ import { keys } from "../../features/layout.ts";
 import { createRedis, ensureConnected, execPipeline, redisLifecycle } from "./client.ts";
 import { featuresSinkSchema } from "./config.ts";
 import type { FeaturesSinkConfig } from "./config.ts";
-import { BatchLog, compileView } from "./feature-log.ts";
+import { BatchLog, compileView, viewHeader } from "./feature-log.ts";
 import type { EntityLog } from "./feature-log.ts";
 import { redisMetrics, timed } from "./metrics.ts";
 import { callScript, defineScripts } from "./scripts.ts";
@@ -38,6 +38,7 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
   const redis = client ?? createRedis(ctx.connections, config.connection);
   defineScripts(redis);
   const views = config.views.map(compileView);
+  const headers = new Map(views.map((v) => [v, viewHeader(v.def)]));
   const prefix = config.key_prefix;
   const metrics = redisMetrics(ctx.metrics);
   const applied = metrics.scriptResults.labels(ctx.topology, "features_apply", "applied");
@@ -54,7 +55,7 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
   function pipelineOf(chunks: Update[][]): ReturnType<Redis["pipeline"]> {
     const p = redis.pipeline();
     for (const chunk of chunks) {
-      const args: Array<string | number> = [];
+      const args = headers.get(chunk[0]!.log.view)!.slice();
       const entityKeys: string[] = [];
       for (const u of chunk) {
         entityKeys.push(u.log.key);
@@ -68,8 +69,12 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
 
   /** Sends updates; returns those to send again (a partial replay) and the entities Redis refused. */
   async function send(updates: Update[], failed: SinkFailure[]): Promise<Update[]> {
+    // one view per call: its header (feature kinds and names) is sent once per chunk
     const chunks: Update[][] = [];
-    for (let i = 0; i < updates.length; i += CHUNK) chunks.push(updates.slice(i, i + CHUNK));
+    for (const v of views) {
+      const mine = views.length === 1 ? updates : updates.filter((u) => u.log.view === v);
+      for (let i = 0; i < mine.length; i += CHUNK) chunks.push(mine.slice(i, i + CHUNK));
+    }
     const results = await timed(metrics, ctx.topology, "features", () => execPipeline(redis, pipelineOf(chunks), ctx.component));
     const again: Update[] = [];
     const alone: Update[][] = [];
