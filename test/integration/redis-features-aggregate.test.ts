@@ -69,11 +69,11 @@ function sink(prefix: string): Sink {
   return featuresSink.create(featuresSink.schema.parse({ key_prefix: prefix, views: [view] }), makeContext({ component: "sinks[0]:redis.features" })) as Sink;
 }
 
-function recordsOf(messages: Ev[][], from: number, to: number): StreamRecord[] {
+function recordsOf(messages: Ev[][], from: number, to: number, partition = 0): StreamRecord[] {
   const out: StreamRecord[] = [];
   for (let o = from; o < to; o++) {
     // the records of one message share its origin object, as the runtime's are
-    const first = makeRecord(messages[o]![0], { offset: String(o), topic: "agg.topic" });
+    const first = makeRecord(messages[o]![0], { offset: String(o), topic: "agg.topic", partition });
     messages[o]!.forEach((v, i) => out.push(i === 0 ? first : { ...first, value: v, id: `${first.id}#${i}` }));
   }
   return out;
@@ -159,6 +159,52 @@ describeStack("redis.features: aggregated batches with replays == one message at
           const got = await hashes(aggregated);
           expect(got).toEqual(await hashes(single));
           const want = expected(messages);
+          for (const rid of Object.keys(want)) expect(decode(got[rid]!)).toEqual(want[rid]);
+        } finally {
+          await a.close();
+          await s.close();
+        }
+      }),
+      { numRuns: 40 },
+    );
+  }, 120_000);
+
+  it("holds when batches of three partitions flush at once and are merged per entity (group commit)", async () => {
+    // Partitions have no order between them: event times and severities differ by partition
+    // (≡ p mod 3), so ties that only an interleaving would decide cannot occur.
+    const inPartition = (p: number) => message.map((m) => m.map((e) => ({ ...e, at: e.at + p * 60_000, sev: e.sev * 3 + p })));
+    const stream = (p: number) => fc.array(inPartition(p), { minLength: 1, maxLength: 40 });
+    const steps = fc.array(fc.record({ size: fc.integer({ min: 1, max: 15 }), crash: fc.boolean() }), { minLength: 1, maxLength: 20 });
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.tuple(stream(0), stream(1), stream(2)), fc.tuple(steps, steps, steps), async (streams, plans) => {
+        const aggregated = `${scope.keyPrefix}${run}ga:`;
+        const single = `${scope.keyPrefix}${run++}gs:`;
+        const a = sink(aggregated);
+        const s = sink(single);
+        try {
+          await a.open!();
+          await s.open!();
+          const committed = [0, 0, 0];
+          for (let i = 0; committed.some((c, p) => c < streams[p]!.length); i++) {
+            await Promise.all(
+              streams.map(async (messages, p) => {
+                if (committed[p]! >= messages.length) return;
+                const step = plans[p]![i % plans[p]!.length]!;
+                const end = Math.min(messages.length, committed[p]! + step.size);
+                const b = a.batch!();
+                expect(b.add(recordsOf(messages, committed[p]!, end, p))).toEqual([]);
+                expect((await b.flush())?.failed ?? []).toEqual([]);
+                if (!step.crash || i >= plans[p]!.length) committed[p] = end;
+              }),
+            );
+          }
+          for (const [p, messages] of streams.entries()) {
+            for (let o = 0; o < messages.length; o++) expect((await s.write(recordsOf(messages, o, o + 1, p)))?.failed ?? []).toEqual([]);
+          }
+          const got = await hashes(aggregated);
+          expect(got).toEqual(await hashes(single));
+          const want = expected(streams.flat());
           for (const rid of Object.keys(want)) expect(decode(got[rid]!)).toEqual(want[rid]);
         } finally {
           await a.close();

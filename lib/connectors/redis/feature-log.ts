@@ -85,6 +85,8 @@ export function compileView(v: ViewConfig): CompiledView {
 /** The contributions of one batch's records to one entity of one view, from one source partition, in record order. */
 export class EntityLog {
   readonly view: CompiledView;
+  /** The batch this log belongs to (whose flush reports its failures). */
+  readonly owner: object;
   /** The entity hash key and the watermark field of the source partition. */
   readonly key: string;
   readonly watermark: string;
@@ -95,7 +97,8 @@ export class EntityLog {
   readonly ts: number[][];
   readonly vs: (number | string)[][];
 
-  constructor(view: CompiledView, key: string, watermark: string) {
+  constructor(owner: object, view: CompiledView, key: string, watermark: string) {
+    this.owner = owner;
     this.view = view;
     this.key = key;
     this.watermark = watermark;
@@ -134,8 +137,9 @@ export class EntityLog {
   encode(from = 0): Array<string | number> | undefined {
     const last = this.origins.length - 1;
     if (from > last) return undefined;
+    const args: Array<string | number> = [1];
+    this.position(args, from);
     const features = this.view.def.features;
-    const args: Array<string | number> = [this.watermark, this.origins[from]!.offset, this.seqs[from]!, this.origins[last]!.offset, this.seqs[last]!];
     for (let f = 0; f < features.length; f++) {
       const at = this.at[f]!;
       let start = 0;
@@ -146,6 +150,35 @@ export class EntityLog {
     }
     return args;
   }
+
+  /** Watermark field and the (offset, seq) range of the records from index `from` on. */
+  position(args: Array<string | number>, from = 0): void {
+    const last = this.origins.length - 1;
+    args.push(this.watermark, this.origins[from]!.offset, this.seqs[from]!, this.origins[last]!.offset, this.seqs[last]!);
+  }
+}
+
+/**
+ * One features-apply.lua group for one entity's logs from several partitions' batches (each
+ * log whole, taken in the given order: one interleaving of the partitions, as concurrent
+ * partitions have no order between them).
+ */
+export function encodeParts(logs: readonly EntityLog[]): Array<string | number> {
+  const args: Array<string | number> = [logs.length];
+  for (const l of logs) l.position(args);
+  const features = logs[0]!.view.def.features;
+  for (let f = 0; f < features.length; f++) {
+    const ts: number[] = [];
+    const vs: (number | string)[] = [];
+    for (const l of logs) {
+      for (const t of l.ts[f]!) ts.push(t);
+      for (const v of l.vs[f]!) vs.push(v);
+    }
+    const m = mergeContributions(features[f]!, ts, vs);
+    if (m) encodeMerged(args, m);
+    else args.push("");
+  }
+  return args;
 }
 
 /** The features-apply.lua arguments that describe a view, before its entities' groups. */
@@ -229,7 +262,7 @@ export class BatchLog {
       const logs = this.byView[v]!;
       const mapKey = wm === this.wmField ? s.id : `${s.id}\u0000${wm}`;
       let log = logs.get(mapKey);
-      if (!log) logs.set(mapKey, (log = new EntityLog(views[v]!, keys.entity(this.prefix, views[v]!.def.name, s.id), wm)));
+      if (!log) logs.set(mapKey, (log = new EntityLog(this, views[v]!, keys.entity(this.prefix, views[v]!.def.name, s.id), wm)));
       log.add(r.origin, s.t, s.values);
     }
     return undefined;

@@ -6,7 +6,7 @@ import { keys } from "../../features/layout.ts";
 import { createRedis, ensureConnected, execPipeline, redisLifecycle } from "./client.ts";
 import { featuresSinkSchema } from "./config.ts";
 import type { FeaturesSinkConfig } from "./config.ts";
-import { BatchLog, compileView, viewHeader } from "./feature-log.ts";
+import { BatchLog, compileView, encodeParts, viewHeader } from "./feature-log.ts";
 import type { EntityLog } from "./feature-log.ts";
 import { redisMetrics, timed } from "./metrics.ts";
 import { callScript, defineScripts } from "./scripts.ts";
@@ -14,11 +14,18 @@ import { callScript, defineScripts } from "./scripts.ts";
 /** Entity updates per EVALSHA: enough to amortise the call, small enough to keep Redis responsive. */
 const CHUNK = 100;
 
-/** One entity update on its way to Redis: the log and the index of its first record to send. */
+/** One entity update on its way to Redis: its logs (one per partition), the first record index (one log), the script group. */
 interface Update {
-  log: EntityLog;
+  logs: EntityLog[];
   from: number;
   args: Array<string | number>;
+}
+
+/** A flush waiting for its turn: flushes that arrive while one is in Redis go together. */
+interface Waiting {
+  log: BatchLog;
+  done(failed: SinkFailure[]): void;
+  fail(err: unknown): void;
 }
 
 function invalid(origin: RecordOrigin, message: string, where: string): SinkFailure {
@@ -30,9 +37,11 @@ function invalid(origin: RecordOrigin, message: string, where: string): SinkFail
  * slice by slice (`batch().add`), and written once before the commit (`flush`): one
  * features-apply.lua update per entity carries the merged contributions of all its records
  * and the (offset, seq) range they span, so Redis reads and writes each entity once per
- * batch. The script skips an update whose records are at or below the entity's watermark
- * for their partition (a retried or replayed batch changes nothing twice) and reports a
- * replay that overlaps in part; the sink then sends the records after the watermark.
+ * batch. Flushes of other partitions' batches that arrive while one is in Redis are sent
+ * together, one update per entity for all of them (group commit). The script skips an
+ * update whose records are at or below the entity's watermark for their partition (a
+ * retried or replayed batch changes nothing twice) and reports a replay that overlaps in
+ * part; the sink then sends the records after the watermark, one partition at a time.
  */
 export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentContext, client?: Redis): Sink {
   const redis = client ?? createRedis(ctx.connections, config.connection);
@@ -44,6 +53,8 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
   const applied = metrics.scriptResults.labels(ctx.topology, "features_apply", "applied");
   const duplicate = metrics.scriptResults.labels(ctx.topology, "features_apply", "duplicate");
   let registered = false;
+  const waiting: Waiting[] = [];
+  let sending = false;
 
   async function register(): Promise<void> {
     const p = redis.pipeline();
@@ -55,10 +66,10 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
   function pipelineOf(chunks: Update[][]): ReturnType<Redis["pipeline"]> {
     const p = redis.pipeline();
     for (const chunk of chunks) {
-      const args = headers.get(chunk[0]!.log.view)!.slice();
+      const args = headers.get(chunk[0]!.logs[0]!.view)!.slice();
       const entityKeys: string[] = [];
       for (const u of chunk) {
-        entityKeys.push(u.log.key);
+        entityKeys.push(u.logs[0]!.key);
         args.push(u.args.length + 1);
         for (const a of u.args) args.push(a);
       }
@@ -67,12 +78,12 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
     return p;
   }
 
-  /** Sends updates; returns those to send again (a partial replay) and the entities Redis refused. */
-  async function send(updates: Update[], failed: SinkFailure[]): Promise<Update[]> {
+  /** Sends updates; returns those to send again (a partial replay, a split) and records the entities Redis refused. */
+  async function send(updates: Update[], failed: Map<object, SinkFailure[]>): Promise<Update[]> {
     // one view per call: its header (feature kinds and names) is sent once per chunk
     const chunks: Update[][] = [];
     for (const v of views) {
-      const mine = views.length === 1 ? updates : updates.filter((u) => u.log.view === v);
+      const mine = views.length === 1 ? updates : updates.filter((u) => u.logs[0]!.view === v);
       for (let i = 0; i < mine.length; i += CHUNK) chunks.push(mine.slice(i, i + CHUNK));
     }
     const results = await timed(metrics, ctx.topology, "features", () => execPipeline(redis, pipelineOf(chunks), ctx.component));
@@ -92,23 +103,74 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
   }
 
   function settle(u: Update, result: number | string, again: Update[]): void {
-    const records = u.log.origins.length - u.from;
+    if (result === -1) {
+      // some partition of a merged update was applied already: one update per partition
+      for (const l of u.logs) again.push({ logs: [l], from: 0, args: l.encode(0)! });
+      return;
+    }
+    const records = u.logs.reduce((n, l) => n + l.origins.length, 0) - u.from;
     if (result === 1) return applied.inc(records);
     if (result === 0) return duplicate.inc(records);
     // applied up to the stored watermark: send the records after it
+    const log = u.logs[0]!;
     const [offset, seq] = String(result).split(":").map(Number) as [number, number];
-    const from = u.log.after(offset, seq);
+    const from = log.after(offset, seq);
     duplicate.inc(from - u.from);
-    const args = u.log.encode(from);
-    if (args) again.push({ log: u.log, from, args });
+    const args = log.encode(from);
+    if (args) again.push({ logs: [log], from, args });
   }
 
-  function refuse(u: Update, err: Error, failed: SinkFailure[]): void {
-    const seen = new Set<RecordOrigin>();
-    for (let i = u.from; i < u.log.origins.length; i++) {
-      const o = u.log.origins[i]!;
-      if (!seen.has(o)) failed.push(invalid(o, `Redis refused the feature update of ${u.log.key}: ${err.message}`, ctx.component));
-      seen.add(o);
+  function refuse(u: Update, err: Error, failed: Map<object, SinkFailure[]>): void {
+    for (const log of u.logs) {
+      const list = failed.get(log.owner) ?? [];
+      failed.set(log.owner, list);
+      const seen = new Set<RecordOrigin>();
+      for (let i = u.from; i < log.origins.length; i++) {
+        const o = log.origins[i]!;
+        if (!seen.has(o)) list.push(invalid(o, `Redis refused the feature update of ${log.key}: ${err.message}`, ctx.component));
+        seen.add(o);
+      }
+    }
+  }
+
+  /** Writes the logs of several batches: one update per entity, its partitions merged. */
+  async function write(batches: BatchLog[]): Promise<Map<object, SinkFailure[]>> {
+    await ensureConnected(redis, ctx.component);
+    if (!registered) await register();
+    const byEntity = new Map<string, EntityLog[]>();
+    for (const b of batches) {
+      for (const l of b.entities()) {
+        const list = byEntity.get(l.key);
+        if (list) list.push(l);
+        else byEntity.set(l.key, [l]);
+      }
+    }
+    let updates: Update[] = [];
+    for (const logs of byEntity.values()) updates.push({ logs, from: 0, args: logs.length === 1 ? logs[0]!.encode(0)! : encodeParts(logs) });
+    const failed = new Map<object, SinkFailure[]>();
+    // A replay that overlaps the first try in part needs a second round; a third only
+    // when another worker (a zombie past its session) writes the same entities meanwhile.
+    for (let round = 0; updates.length > 0; round++) {
+      if (round === 5) throw new SfError("SF_ERR_SINK_NOT_CONNECTED", "feature watermarks kept moving under this batch (another worker writes the same partition?); the batch will be retried", { where: ctx.component });
+      updates = await send(updates, failed);
+    }
+    return failed;
+  }
+
+  async function drain(): Promise<void> {
+    sending = true;
+    try {
+      while (waiting.length > 0) {
+        const group = waiting.splice(0);
+        try {
+          const failed = await write(group.map((w) => w.log));
+          for (const w of group) w.done(failed.get(w.log) ?? []);
+        } catch (err) {
+          for (const w of group) w.fail(err);
+        }
+      }
+    } finally {
+      sending = false;
     }
   }
 
@@ -124,20 +186,10 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
         return failed;
       },
       async flush() {
-        await ensureConnected(redis, ctx.component);
-        if (!registered) await register();
-        const failed: SinkFailure[] = [];
-        let updates: Update[] = [];
-        for (const l of log.entities()) {
-          const args = l.encode(0);
-          if (args) updates.push({ log: l, from: 0, args });
-        }
-        // A replay that overlaps the first try in part needs a second round; a third only
-        // when another worker (a zombie past its session) writes the same entities meanwhile.
-        for (let round = 0; updates.length > 0; round++) {
-          if (round === 5) throw new SfError("SF_ERR_SINK_NOT_CONNECTED", "feature watermarks kept moving under this batch (another worker writes the same partition?); the batch will be retried", { where: ctx.component });
-          updates = await send(updates, failed);
-        }
+        const failed = await new Promise<SinkFailure[]>((done, fail) => {
+          waiting.push({ log, done, fail });
+          if (!sending) void drain();
+        });
         return failed.length ? { failed } : undefined;
       },
     };

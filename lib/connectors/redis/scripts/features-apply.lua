@@ -11,9 +11,12 @@
                          windows kept; others: "", "")
   then, for each KEYS[i] in order, a group:
            n                  number of ARGV items in this group, n included
-           watermark field    @o:<cluster>:<topic>:<partition> (in the entity hash)
-           first offset, seq  position of the update's first record ((offset, seq): seq numbers
-           last offset, seq   the records one offset produced for this entity)
+           P                  number of source partitions the update's records come from
+           P times:
+             watermark field  @o:<cluster>:<topic>:<partition> (in the entity hash)
+             first offset, seq  position of the partition's first record in the update
+             last offset, seq   ((offset, seq): seq numbers the records one offset produced
+                                for this entity)
            then per feature, in the order above: "" when the update leaves it alone, else
              counter          sum, newest event time
              latest           JSON text, its event time
@@ -22,10 +25,12 @@
              window_*         newest event time, its window start, k, then k pairs
                               (window start, amount)
 
-  Returns an array: per KEYS[i], 1 when applied, 0 when every record of the update was
-  applied already, or the stored watermark "<offset>:<seq>" when only the records up to it
-  were (a replayed batch that ends elsewhere than the first try): the caller then sends the
-  records after it as a new update. Nothing is changed in that case.
+  Returns an array: per KEYS[i], 1 when applied. With P = 1: 0 when every record of the
+  update was applied already, or the stored watermark "<offset>:<seq>" when only the records
+  up to it were (a replayed batch that ends elsewhere than the first try): the caller then
+  sends the records after it as a new update. With P > 1 (batches of several partitions
+  merged): -1 unless no record of any partition was applied yet; the caller then sends one
+  update per partition. Nothing is changed unless 1 is returned.
   Replays: a partition is consumed in order and batches are retried whole, so a record at or
   below the entity's watermark for its partition was applied already. The watermark lives in
   the entity hash (one field per source partition): no key per record, nothing to expire.
@@ -57,37 +62,42 @@ for f = 1, F do
   fat[f] = nm .. '@t'
   if k == 'counter' or k == 'last_n' then
     fixed[#fixed + 1] = nm
-    at1[f] = #fixed + 1 -- +1: the watermark is first in the reply
+    at1[f] = #fixed
     if k == 'last_n' then
       fts[f] = nm .. '@ts'
       fixed[#fixed + 1] = fts[f]
     else
       fixed[#fixed + 1] = fat[f]
     end
-    at2[f] = #fixed + 1
+    at2[f] = #fixed
   elseif k == 'latest' then
     fixed[#fixed + 1] = fat[f]
-    at1[f] = #fixed + 1
+    at1[f] = #fixed
   elseif k == 'min' or k == 'max' then
     fixed[#fixed + 1] = nm
-    at1[f] = #fixed + 1
+    at1[f] = #fixed
   else -- window_count | window_sum
     fh[f] = nm .. '@h'
     fixed[#fixed + 1] = fh[f]
-    at1[f] = #fixed + 1
+    at1[f] = #fixed
     fixed[#fixed + 1] = fat[f]
-    at2[f] = #fixed + 1
+    at2[f] = #fixed
   end
 end
 local nfixed = #fixed
 
 -- Applies the group of ARGV items b .. (end of group) to one entity hash.
 local function apply(entity, b)
-  local wm = ARGV[b]
-  -- one read of every field the updates look at: the watermark, the fixed fields, the windows
-  local want = { wm, unpack(fixed) }
-  local nw = nfixed + 1
-  local i = b + 5
+  local P = ARGV[b] + 0
+  -- one read of every field the updates look at: the fixed fields, the watermarks, the windows
+  local want = { unpack(fixed) }
+  local nw = nfixed
+  for p = 0, P - 1 do
+    nw = nw + 1
+    want[nw] = ARGV[b + 1 + 5 * p]
+  end
+  local first = b + 1 + 5 * P
+  local i = first
   for f = 1, F do
     if ARGV[i] == '' then
       i = i + 1
@@ -108,18 +118,28 @@ local function apply(entity, b)
     end
   end
   local got = call('HMGET', entity, unpack(want))
-  if got[1] then
-    local o, q = match(got[1], '^(%d+):(%d+)$')
-    o, q = o + 0, q + 0
-    local hi = ARGV[b + 3] + 0
-    if hi < o or (hi == o and ARGV[b + 4] + 0 <= q) then return 0 end
-    local lo = ARGV[b + 1] + 0
-    if lo < o or (lo == o and ARGV[b + 2] + 0 <= q) then return got[1] end
+  local out, no, dels = {}, 0, nil
+  for p = 0, P - 1 do
+    local c = b + 1 + 5 * p
+    local w = got[nfixed + 1 + p]
+    if w then
+      local o, q = match(w, '^(%d+):(%d+)$')
+      o, q = o + 0, q + 0
+      local lo = ARGV[c + 1] + 0
+      if P > 1 then
+        if lo < o or (lo == o and ARGV[c + 2] + 0 <= q) then return -1 end
+      else
+        local hi = ARGV[c + 3] + 0
+        if hi < o or (hi == o and ARGV[c + 4] + 0 <= q) then return 0 end
+        if lo < o or (lo == o and ARGV[c + 2] + 0 <= q) then return w end
+      end
+    end
+    out[no + 1], out[no + 2] = ARGV[c], ARGV[c + 3] .. ':' .. ARGV[c + 4]
+    no = no + 2
   end
 
-  local out, no, dels = { wm, ARGV[b + 3] .. ':' .. ARGV[b + 4] }, 2, nil
-  local wi = nfixed + 1 -- next window field in `got`
-  i = b + 5
+  local wi = nfixed + P -- next window field in `got`
+  i = first
   for f = 1, F do
     if ARGV[i] == '' then
       i = i + 1
