@@ -15,6 +15,7 @@ export const CATALOGUE = {
   SF_ERR_STEP_FAILED: { retriable: true, doc: "A transform threw; it is retried by the error policy, then sent to the DLQ." },
   SF_ERR_SINK_NOT_CONNECTED: { retriable: true, doc: "A sink's server is unreachable; the partition pauses and the write is retried with back-off, never skipped." },
   SF_ERR_SINK_REJECTED: { retriable: true, doc: "A server refused a write it may accept later (unroutable message, queue full); retried, never counted as delivered." },
+  SF_ERR_SINK_REPLAY_OVERLAP: { retriable: false, doc: "A combining sink (redis.features) found a replayed batch that overlaps an earlier write in part; the runner takes the batch again in exact mode, record by record. Handled inside the runner, never dead-lettered." },
   SF_ERR_SINK_RECORD_INVALID: { retriable: false, doc: "One record cannot be written by a sink (fields that do not fit the table); it goes to the DLQ with the reason." },
   SF_ERR_SCHEMA_REGISTRY: { retriable: true, doc: "The schema registry did not answer or refused a request." },
   SF_ERR_SCHEMA_INCOMPATIBLE: { retriable: false, doc: "A topology's reader schema cannot read a version of its subject (the message names subject, version and field), or the registry refused a writer schema by the subject's compatibility level." },

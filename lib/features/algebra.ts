@@ -1,15 +1,17 @@
 /**
  * The feature algebra: what every feature kind means, defined once, as pure functions.
  *
- * - A record *contributes* to a feature: `{ t, v }` (its event time and a number or a JSON
- *   text, by kind).
+ * - A record *contributes* to a feature: `{ t, v }` (its event time and a number, or for
+ *   latest/last_n any value).
  * - Contributions, in record order, *merge* into one `Merged` update per feature
- *   (`mergeContributions`): counters and sums add, min/max fold, `latest` keeps the newest
- *   by event time, `last_n` the n newest, windows add per window.
+ *   (`accumulate`, one at a time; `mergeContributions` for a run): counters and sums add,
+ *   min/max fold, `latest` keeps the newest by event time, `last_n` the n newest, windows add
+ *   per window. Two runs' updates *combine* (`combineMerged`) as their concatenation would.
  * - A merged update is *applied* to a feature's stored state (`applyMerged`).
  *
- * The law every writer relies on (test/unit/feature-algebra.test.ts):
+ * The laws every writer relies on (test/unit/feature-algebra.test.ts):
  *   applyMerged(s, merge(c1..ck)) == applyMerged(...applyMerged(s, merge([c1]))..., merge([ck]))
+ *   combineMerged(merge(x), merge(y)) == merge(x ++ y)
  * so a batch aggregated in Node leaves Redis exactly as its records applied one at a time
  * (sums of non-integers up to float rounding, see docs/feature-store.md).
  * features-apply.lua applies a `Merged` to an entity hash by these same rules; the
@@ -18,30 +20,30 @@
 import type { FeatureDef } from "./layout.ts";
 import { bucketStart } from "./layout.ts";
 
-/** One record's contribution to one feature: event time (epoch ms) and value (number, or JSON text for latest/last_n). */
+/** One record's contribution to one feature: event time (epoch ms) and value (a number; latest/last_n: any value, opaque here). */
 export interface Contribution {
   t: number;
-  v: number | string;
+  v: unknown;
 }
 
-/** One item of a last_n list: JSON text and event time. */
+/** One item of a last_n list: value and event time. */
 export interface TimedValue {
-  v: string;
+  v: unknown;
   t: number;
 }
 
 /** The merged update of one feature for a run of contributions. */
 export type Merged =
   | { kind: "counter"; sum: number; t: number }
-  | { kind: "latest"; v: string; t: number }
+  | { kind: "latest"; v: unknown; t: number }
   | { kind: "min" | "max"; v: number; t: number }
   | { kind: "last_n"; items: TimedValue[] }
   | { kind: "window_count" | "window_sum"; buckets: Map<number, number>; t: number; head: number };
 
 /** A feature's stored state, decoded (what a reader sees, plus what ordering needs). */
 export interface FeatureState {
-  /** counter/min/max: a number; latest: JSON text; last_n: items newest first; window_*: unused. */
-  value?: number | string | TimedValue[];
+  /** counter/min/max: a number; latest: the value; last_n: items newest first; window_*: unused. */
+  value?: unknown;
   /** Event time of the newest event that changed the feature. */
   t?: number;
   /** window_*: start of the newest window written, and the kept windows' sums. */
@@ -65,55 +67,107 @@ function insertNewest(items: TimedValue[], item: TimedValue, n: number): boolean
 }
 
 /**
- * Merges contributions (in record order) into one update; undefined when there are none.
- * `from`/`to` select a run of the arrays without copying them.
+ * Adds one contribution (the next in record order) to a merged update, in place; returns the
+ * update (a new one when `m` is undefined). The one place where a record meets a feature.
  */
-export function mergeContributions(def: FeatureDef, ts: readonly number[], vs: readonly (number | string)[], from = 0, to = ts.length): Merged | undefined {
-  if (to <= from) return undefined;
+export function accumulate(def: FeatureDef, m: Merged | undefined, t: number, v: unknown): Merged {
   switch (def.kind) {
-    case "counter": {
-      let sum = 0;
-      let t = -Infinity;
-      for (let i = from; i < to; i++) {
-        sum += vs[i] as number;
-        if (ts[i]! > t) t = ts[i]!;
-      }
-      return { kind: "counter", sum, t };
-    }
+    case "counter":
+      if (m === undefined) return { kind: "counter", sum: v as number, t };
+      (m as { sum: number }).sum += v as number;
+      if (t > (m as { t: number }).t) (m as { t: number }).t = t;
+      return m;
     case "latest": {
-      let best = from;
-      for (let i = from + 1; i < to; i++) if (ts[i]! >= ts[best]!) best = i;
-      return { kind: "latest", v: vs[best] as string, t: ts[best]! };
+      if (m === undefined) return { kind: "latest", v, t };
+      const l = m as { v: unknown; t: number };
+      if (t >= l.t) {
+        l.v = v;
+        l.t = t;
+      }
+      return m;
     }
     case "min":
     case "max": {
-      let best = from;
-      const min = def.kind === "min";
-      for (let i = from + 1; i < to; i++) {
-        const v = vs[i] as number;
-        if (min ? v < (vs[best] as number) : v > (vs[best] as number)) best = i;
+      if (m === undefined) return { kind: def.kind, v: v as number, t };
+      const e = m as { v: number; t: number };
+      if (def.kind === "min" ? (v as number) < e.v : (v as number) > e.v) {
+        e.v = v as number;
+        e.t = t;
       }
-      return { kind: def.kind, v: vs[best] as number, t: ts[best]! };
+      return m;
     }
     case "last_n": {
-      const items: TimedValue[] = [];
-      for (let i = from; i < to; i++) insertNewest(items, { v: vs[i] as string, t: ts[i]! }, def.n!);
+      const l = (m ?? { kind: "last_n", items: [] }) as { kind: "last_n"; items: TimedValue[] };
+      insertNewest(l.items, { v, t }, def.n!);
+      return l;
+    }
+    case "window_count":
+    case "window_sum": {
+      const w = (m ?? { kind: def.kind, buckets: new Map<number, number>(), t: -Infinity, head: -Infinity }) as { buckets: Map<number, number>; t: number; head: number } & Merged;
+      const b = bucketStart(t, def.window_ms!);
+      w.buckets.set(b, (w.buckets.get(b) ?? 0) + (v as number));
+      if (t > w.t) {
+        w.t = t;
+        w.head = bucketStart(t, def.window_ms!);
+      }
+      return w;
+    }
+  }
+}
+
+/** Drops what cannot matter whatever the stored state: windows older than the kept ones behind the update's newest. */
+export function finishMerge(def: FeatureDef, m: Merged): Merged {
+  if (m.kind === "window_count" || m.kind === "window_sum") {
+    const oldest = m.head - def.buckets! * def.window_ms!;
+    for (const b of m.buckets.keys()) if (b <= oldest) m.buckets.delete(b);
+  }
+  return m;
+}
+
+/**
+ * Merges contributions (in record order) into one update; undefined when there are none.
+ * `from`/`to` select a run of the arrays; `stride`/`offset` read the values of one feature out
+ * of an array that interleaves several (value i at vs[i * stride + offset]; undefined: none).
+ */
+export function mergeContributions(def: FeatureDef, ts: readonly number[], vs: readonly unknown[], from = 0, to = ts.length, stride = 1, offset = 0): Merged | undefined {
+  let m: Merged | undefined;
+  for (let i = from; i < to; i++) {
+    const v = vs[i * stride + offset];
+    if (v !== undefined) m = accumulate(def, m, ts[i]!, v);
+  }
+  return m && finishMerge(def, m);
+}
+
+/**
+ * Combines the updates of two runs, `a` before `b`, into the update of the whole run:
+ * combineMerged(merge(x), merge(y)) == merge(x ++ y). Neither input is changed.
+ */
+export function combineMerged(def: FeatureDef, a: Merged, b: Merged): Merged {
+  switch (a.kind) {
+    case "counter": {
+      const y = b as typeof a;
+      return { kind: "counter", sum: a.sum + y.sum, t: Math.max(a.t, y.t) };
+    }
+    case "latest":
+      return (b as typeof a).t >= a.t ? b : a;
+    case "min":
+    case "max": {
+      const y = b as typeof a;
+      return (a.kind === "min" ? y.v < a.v : y.v > a.v) ? b : a;
+    }
+    case "last_n": {
+      const items = [...a.items];
+      const later = (b as typeof a).items;
+      for (let i = later.length - 1; i >= 0; i--) insertNewest(items, later[i]!, def.n!);
       return { kind: "last_n", items };
     }
     case "window_count":
     case "window_sum": {
-      const size = def.window_ms!;
-      const keep = def.buckets! * size;
-      let t = -Infinity;
-      for (let i = from; i < to; i++) if (ts[i]! > t) t = ts[i]!;
-      const head = bucketStart(t, size);
-      const buckets = new Map<number, number>();
-      for (let i = from; i < to; i++) {
-        const b = bucketStart(ts[i]!, size);
-        if (b <= head - keep) continue; // falls out of the kept windows whatever the order
-        buckets.set(b, (buckets.get(b) ?? 0) + (vs[i] as number));
-      }
-      return { kind: def.kind, buckets, t, head };
+      const y = b as typeof a;
+      const buckets = new Map(a.buckets);
+      for (const [k, v] of y.buckets) buckets.set(k, (buckets.get(k) ?? 0) + v);
+      const newer = y.t > a.t ? y : a;
+      return finishMerge(def, { kind: a.kind, buckets, t: newer.t, head: newer.head });
     }
   }
 }
@@ -157,7 +211,6 @@ export function applyMerged(def: FeatureDef, state: FeatureState, m: Merged): Fe
 export function readValue(def: FeatureDef, state: FeatureState, asOf: number): unknown {
   if (def.kind === "window_count" || def.kind === "window_sum") return state.buckets?.get(bucketStart(asOf, def.window_ms!)) ?? 0;
   if (state.value === undefined) return null;
-  if (def.kind === "latest") return JSON.parse(state.value as string);
-  if (def.kind === "last_n") return (state.value as TimedValue[]).map((x) => JSON.parse(x.v) as unknown);
+  if (def.kind === "last_n") return (state.value as TimedValue[]).map((x) => x.v);
   return state.value;
 }

@@ -73,7 +73,7 @@ export interface Sink {
    * cache keeps the last write per key) offers this: the runner adds each slice of a batch
    * as it comes and flushes once, before the commit, instead of calling `write` per slice.
    */
-  batch?(): SinkBatch;
+  batch?(options?: { exact?: boolean }): SinkBatch;
   close(): Promise<void>;
   health?(): Promise<void>;
 }
@@ -84,7 +84,12 @@ export interface SinkFailure {
   error: unknown;
 }
 
-/** One batch of a combining sink. `flush` may be called again after a retriable throw: it must be idempotent. */
+/**
+ * One batch of a combining sink. `flush` may be called again after a retriable throw: it must
+ * be idempotent. A sink that folds records away may throw SF_ERR_SINK_REPLAY_OVERLAP from
+ * `flush` when it needs the batch again with every record kept (`batch({ exact: true })`):
+ * the runner then processes the batch once more in that mode.
+ */
 export interface SinkBatch {
   /** Takes a slice's records (no I/O); returns the records it rejects at once (e.g. a missing key). */
   add(records: readonly StreamRecord[]): SinkFailure[];

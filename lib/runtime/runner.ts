@@ -178,11 +178,23 @@ export class TopologyRunner {
    * (`Sink.batch`) take every slice without I/O and write once, after the last slice.
    */
   private async process(batch: SourceBatch, ctl: BatchControl): Promise<void> {
+    try {
+      await this.processOnce(batch, ctl, false);
+    } catch (err) {
+      if (errorCode(err) !== "SF_ERR_SINK_REPLAY_OVERLAP") throw err;
+      // A combining sink folded this batch away and needs its records: the batch once more,
+      // every record kept. What other sinks wrote the first time, they write again (idempotent).
+      this.logger.info({ topic: batch.topic, partition: batch.partition, offset: batch.messages[0]?.offset }, "replayed batch overlaps an earlier write in part; taking it again record by record");
+      await this.processOnce(batch, ctl, true);
+    }
+  }
+
+  private async processOnce(batch: SourceBatch, ctl: BatchControl, exact: boolean): Promise<void> {
     const dead: DeadLetter[] = [];
     const size = this.topology.source.max_batch_records;
     const all = batch.messages;
     const reached: Reached[] = [];
-    const combining = this.sinks.filter((s) => s.sink.batch).map((s) => ({ ...s, open: s.sink.batch!(), taken: [] as RecordOrigin[], started: 0 }));
+    const combining = this.sinks.filter((s) => s.sink.batch).map((s) => ({ ...s, open: s.sink.batch!({ exact }), taken: [] as RecordOrigin[], started: 0 }));
     let delivering: Promise<void> = Promise.resolve();
     for (let from = 0; from < all.length; from += size) {
       if (from > 0) {
@@ -299,7 +311,7 @@ export class TopologyRunner {
       failed = result?.failed ?? [];
       this.tm.sink(def.name, c.taken.length - failed.length, (performance.now() - t0 + c.started) / 1000, true);
     } catch (err) {
-      if (err instanceof BatchAbandoned || isRetriable(err)) throw err;
+      if (err instanceof BatchAbandoned || isRetriable(err) || errorCode(err) === "SF_ERR_SINK_REPLAY_OVERLAP") throw err;
       failed = [...new Set(c.taken)].map((origin) => ({ origin, error: err }));
     }
     if (failed.length === 0) return;

@@ -90,7 +90,8 @@ interface Outcome extends ChildResult {
 }
 
 // kafkajs 2.2 sets a negative timeout on Node 24 (clamped to 1 ms, harmless): one warning per process.
-const NODE_FLAGS = ["--disable-warning=TimeoutNegativeWarning"];
+/** BENCH_NODE_FLAGS adds flags to every contender, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (not allowed in NODE_OPTIONS). */
+const NODE_FLAGS = ["--disable-warning=TimeoutNegativeWarning", ...(process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean)];
 
 function runChild(config: ChildConfig): Promise<ChildResult> {
   const file = config.contender === "bare" || config.contender === "hand" ? "topology-redis-kafkajs.ts" : "topology-redis-fleet.ts";

@@ -1,14 +1,20 @@
 /**
  * The feature sink's Node side, without Redis: a view's features compiled into per-record
- * contributions, a batch's contributions logged per (view, entity, source partition), and
- * each log folded into one features-apply.lua update by the feature algebra
- * (lib/features/algebra.ts). Records are not kept: a log holds numbers, JSON texts and
- * references to the records' origins (which the batch holds until its commit anyway).
+ * contributions, a batch's contributions merged per (view, entity, source partition) by the
+ * feature algebra (lib/features/algebra.ts), and each entity's update encoded for
+ * features-apply.lua. Records are not kept.
+ *
+ * Two ways to take a batch:
+ * - folded (the default): each record is folded into its entity's running update at once,
+ *   nothing per record is kept but the update's first and last position;
+ * - exact: each entity keeps its records' contributions, so an update can be rebuilt from
+ *   any record on — what a replay that overlaps an earlier write in part needs (the sink
+ *   asks the runner for the batch again in this mode when Redis reports such an overlap).
  */
 import { compilePredicate } from "../../topology/predicate.ts";
 import { compileGetter, compileValue } from "../../topology/template.ts";
 import type { RecordOrigin, StreamRecord } from "../../runtime/contracts.ts";
-import { mergeContributions } from "../../features/algebra.ts";
+import { accumulate, combineMerged, finishMerge, mergeContributions } from "../../features/algebra.ts";
 import type { Merged } from "../../features/algebra.ts";
 import { keys, parseDuration } from "../../features/layout.ts";
 import type { FeatureDef, ViewDef } from "../../features/layout.ts";
@@ -17,7 +23,7 @@ import { compileEventTime, compileKey } from "./keys.ts";
 import type { KeyFn } from "./keys.ts";
 
 /** A record's contribution value to one feature; undefined leaves the feature alone; an Error rejects the record. */
-type ContributeFn = (r: StreamRecord) => number | string | undefined | Error;
+type ContributeFn = (r: StreamRecord) => unknown;
 
 export interface CompiledView {
   def: ViewDef;
@@ -35,25 +41,19 @@ function toNumber(v: unknown): number | undefined {
 }
 
 function compileFeature(f: FeatureConfig): { def: FeatureDef; contribute: ContributeFn } {
-  const when = f.when ? compilePredicate(f.when) : () => true;
+  const when = f.when ? compilePredicate(f.when) : undefined;
   const get = f.field ? compileGetter(f.field) : () => undefined;
   const name = f.name;
   switch (f.kind) {
     case "latest":
-    case "last_n": {
-      const contribute: ContributeFn = (r) => {
-        if (!when(r)) return undefined;
-        const v = get(r);
-        return v === undefined ? undefined : JSON.stringify(v);
-      };
-      return { def: { name, kind: f.kind, ...(f.n ? { n: f.n } : {}) }, contribute };
-    }
+    case "last_n":
+      return { def: { name, kind: f.kind, ...(f.n ? { n: f.n } : {}) }, contribute: when ? (r) => (when(r) ? get(r) : undefined) : get };
     case "counter": {
       const by = compileValue(f.by ?? 1);
       const contribute: ContributeFn = (r) => {
-        if (!when(r)) return undefined;
+        if (when && !when(r)) return undefined;
         const raw = by(r);
-        const n = toNumber(raw);
+        const n = typeof raw === "number" && Number.isFinite(raw) ? raw : toNumber(raw);
         if (n === undefined) return new Error(`counter ${name}: \`by\` ${String(f.by)} gave ${JSON.stringify(raw)}, expected a number`);
         return n === 0 ? undefined : n;
       };
@@ -61,11 +61,11 @@ function compileFeature(f: FeatureConfig): { def: FeatureDef; contribute: Contri
     }
     case "min":
     case "max":
-      return { def: { name, kind: f.kind }, contribute: (r) => (when(r) ? toNumber(get(r)) : undefined) };
+      return { def: { name, kind: f.kind }, contribute: (r) => (when && !when(r) ? undefined : toNumber(get(r))) };
     case "window_count":
     case "window_sum": {
       const counting = f.kind === "window_count";
-      const contribute: ContributeFn = (r) => (!when(r) ? undefined : counting ? 1 : toNumber(get(r)));
+      const contribute: ContributeFn = (r) => (when && !when(r) ? undefined : counting ? 1 : toNumber(get(r)));
       return { def: { name, kind: f.kind, window_ms: parseDuration(f.window!), buckets: f.buckets }, contribute };
     }
   }
@@ -82,99 +82,139 @@ export function compileView(v: ViewConfig): CompiledView {
   };
 }
 
-/** The contributions of one batch's records to one entity of one view, from one source partition, in record order. */
-export class EntityLog {
-  readonly view: CompiledView;
-  /** The batch this log belongs to (whose flush reports its failures). */
+/** One entity's part of a batch, from one source partition: its update and the (offset, seq) range it spans. */
+export interface EntityPart {
+  /** The batch this part belongs to (whose flush reports its failures). */
   readonly owner: object;
+  readonly view: CompiledView;
   /** The entity hash key and the watermark field of the source partition. */
   readonly key: string;
   readonly watermark: string;
-  readonly origins: RecordOrigin[] = [];
-  readonly seqs: number[] = [];
-  /** Per feature: record index, event time and value of each contribution. */
-  readonly at: number[][];
-  readonly ts: number[][];
-  readonly vs: (number | string)[][];
+  /** Records taken. */
+  readonly count: number;
+  /** The merged update of every feature (undefined: the records leave it alone). */
+  merged(): (Merged | undefined)[];
+  /** Watermark field and position range, as features-apply.lua reads them. */
+  position(args: Array<string | number>): void;
+}
+
+/** Folded: a running update per feature; no record kept. */
+class FoldedEntity implements EntityPart {
+  readonly owner: object;
+  readonly view: CompiledView;
+  readonly key: string;
+  readonly watermark: string;
+  count = 0;
+  private first = "";
+  private firstSeq = 0;
+  private last = "";
+  private lastSeq = 0;
+  private readonly updates: (Merged | undefined)[];
 
   constructor(owner: object, view: CompiledView, key: string, watermark: string) {
     this.owner = owner;
     this.view = view;
     this.key = key;
     this.watermark = watermark;
-    const n = view.def.features.length;
-    this.at = Array.from({ length: n }, () => []);
-    this.ts = Array.from({ length: n }, () => []);
-    this.vs = Array.from({ length: n }, () => []);
+    this.updates = new Array<Merged | undefined>(view.def.features.length).fill(undefined);
   }
 
-  /** Adds a record's contributions (`values[i]` for feature i, undefined for none). */
-  add(origin: RecordOrigin, t: number, values: readonly (number | string | undefined)[]): void {
-    const i = this.origins.length;
-    const prev = this.origins[i - 1];
+  add(origin: RecordOrigin, t: number, values: readonly unknown[]): void {
     // records one offset produced (a step fanned out) are adjacent: number them per entity
-    this.seqs.push(prev !== undefined && prev.offset === origin.offset ? this.seqs[i - 1]! + 1 : 0);
-    this.origins.push(origin);
+    const seq = this.count > 0 && this.last === origin.offset ? this.lastSeq + 1 : 0;
+    if (this.count++ === 0) {
+      this.first = origin.offset;
+      this.firstSeq = seq;
+    }
+    this.last = origin.offset;
+    this.lastSeq = seq;
+    const features = this.view.def.features;
+    const updates = this.updates;
     for (let f = 0; f < values.length; f++) {
       const v = values[f];
-      if (v === undefined) continue;
-      this.at[f]!.push(i);
-      this.ts[f]!.push(t);
-      this.vs[f]!.push(v);
+      if (v !== undefined) updates[f] = accumulate(features[f]!, updates[f], t, v);
     }
   }
 
-  /** Index of the first record after position (offset, seq); the log's length when none. */
-  after(offset: number, seq: number): number {
-    for (let i = 0; i < this.origins.length; i++) {
-      const o = Number(this.origins[i]!.offset);
-      if (o > offset || (o === offset && this.seqs[i]! > seq)) return i;
-    }
-    return this.origins.length;
-  }
-
-  /** The features-apply.lua group (without its leading count) for records from index `from` on; undefined when none. */
-  encode(from = 0): Array<string | number> | undefined {
-    const last = this.origins.length - 1;
-    if (from > last) return undefined;
-    const args: Array<string | number> = [1];
-    this.position(args, from);
+  merged(): (Merged | undefined)[] {
     const features = this.view.def.features;
-    for (let f = 0; f < features.length; f++) {
-      const at = this.at[f]!;
-      let start = 0;
-      while (start < at.length && at[start]! < from) start++;
-      const m = mergeContributions(features[f]!, this.ts[f]!, this.vs[f]!, start, at.length);
-      if (m) encodeMerged(args, m);
-      else args.push("");
-    }
-    return args;
+    return this.updates.map((m, f) => m && finishMerge(features[f]!, m));
   }
 
-  /** Watermark field and the (offset, seq) range of the records from index `from` on. */
-  position(args: Array<string | number>, from = 0): void {
+  position(args: Array<string | number>): void {
+    args.push(this.watermark, this.first, this.firstSeq, this.last, this.lastSeq);
+  }
+}
+
+/** Exact: every record's contributions (features interleaved), so the update can start at any record. */
+export class ExactEntity implements EntityPart {
+  readonly owner: object;
+  readonly view: CompiledView;
+  readonly key: string;
+  readonly watermark: string;
+  readonly origins: RecordOrigin[] = [];
+  private readonly seqs: number[] = [];
+  private readonly ts: number[] = [];
+  private readonly vs: unknown[] = [];
+  /** The first record the update covers (after a partial replay: the first after the stored watermark). */
+  from = 0;
+
+  constructor(owner: object, view: CompiledView, key: string, watermark: string) {
+    this.owner = owner;
+    this.view = view;
+    this.key = key;
+    this.watermark = watermark;
+  }
+
+  get count(): number {
+    return this.origins.length - this.from;
+  }
+
+  add(origin: RecordOrigin, t: number, values: readonly unknown[]): void {
+    const i = this.origins.length;
+    this.seqs.push(i > 0 && this.origins[i - 1]!.offset === origin.offset ? this.seqs[i - 1]! + 1 : 0);
+    this.origins.push(origin);
+    this.ts.push(t);
+    for (const v of values) this.vs.push(v);
+  }
+
+  /** Moves the update's start past position (offset, seq); false when no record is left. */
+  skipTo(offset: number, seq: number): boolean {
+    let i = this.from;
+    while (i < this.origins.length) {
+      const o = Number(this.origins[i]!.offset);
+      if (o > offset || (o === offset && this.seqs[i]! > seq)) break;
+      i++;
+    }
+    this.from = i;
+    return i < this.origins.length;
+  }
+
+  merged(): (Merged | undefined)[] {
+    const features = this.view.def.features;
+    return features.map((def, f) => mergeContributions(def, this.ts, this.vs, this.from, this.ts.length, features.length, f));
+  }
+
+  position(args: Array<string | number>): void {
     const last = this.origins.length - 1;
-    args.push(this.watermark, this.origins[from]!.offset, this.seqs[from]!, this.origins[last]!.offset, this.seqs[last]!);
+    args.push(this.watermark, this.origins[this.from]!.offset, this.seqs[this.from]!, this.origins[last]!.offset, this.seqs[last]!);
   }
 }
 
 /**
- * One features-apply.lua group for one entity's logs from several partitions' batches (each
- * log whole, taken in the given order: one interleaving of the partitions, as concurrent
- * partitions have no order between them).
+ * One features-apply.lua group for one entity's parts (one per partition, taken in the given
+ * order: one interleaving of partitions that have no order between them).
  */
-export function encodeParts(logs: readonly EntityLog[]): Array<string | number> {
-  const args: Array<string | number> = [logs.length];
-  for (const l of logs) l.position(args);
-  const features = logs[0]!.view.def.features;
-  for (let f = 0; f < features.length; f++) {
-    const ts: number[] = [];
-    const vs: (number | string)[] = [];
-    for (const l of logs) {
-      for (const t of l.ts[f]!) ts.push(t);
-      for (const v of l.vs[f]!) vs.push(v);
-    }
-    const m = mergeContributions(features[f]!, ts, vs);
+export function encodeUpdate(parts: readonly EntityPart[]): Array<string | number> {
+  const args: Array<string | number> = [parts.length];
+  for (const p of parts) p.position(args);
+  const features = parts[0]!.view.def.features;
+  let merged = parts[0]!.merged();
+  for (let i = 1; i < parts.length; i++) {
+    const next = parts[i]!.merged();
+    merged = merged.map((m, f) => (m === undefined ? next[f] : next[f] === undefined ? m : combineMerged(features[f]!, m, next[f]!)));
+  }
+  for (const m of merged) {
     if (m) encodeMerged(args, m);
     else args.push("");
   }
@@ -198,7 +238,7 @@ function encodeMerged(args: Array<string | number>, m: Merged): void {
       args.push(String(m.sum), m.t);
       return;
     case "latest":
-      args.push(m.v, m.t);
+      args.push(JSON.stringify(m.v), m.t);
       return;
     case "min":
     case "max":
@@ -206,7 +246,7 @@ function encodeMerged(args: Array<string | number>, m: Merged): void {
       return;
     case "last_n":
       args.push(m.items.length);
-      for (const it of m.items) args.push(it.v, it.t);
+      for (const it of m.items) args.push(JSON.stringify(it.v), it.t);
       return;
     case "window_count":
     case "window_sum":
@@ -217,26 +257,28 @@ function encodeMerged(args: Array<string | number>, m: Merged): void {
 }
 
 /**
- * A batch's logs, by view and entity. `add` takes records slice by slice; a record is
- * checked against every view before any of its contributions is logged, so a record
+ * A batch's entity parts, by view and entity. `add` takes records slice by slice; a record is
+ * checked against every view before any of its contributions is taken, so a record
  * rejected by one view changes no other.
  */
 export class BatchLog {
+  readonly exact: boolean;
   private readonly views: readonly CompiledView[];
   private readonly prefix: string;
-  private readonly byView: Map<string, EntityLog>[];
-  private readonly scratch: { id: string; t: number; values: (number | string | undefined)[] }[];
+  private readonly byView: Map<string, FoldedEntity | ExactEntity>[];
+  private readonly scratch: { id: string; t: number; any: boolean; values: unknown[] }[];
   private wmOrigin: RecordOrigin | undefined;
   private wmField = "";
 
-  constructor(views: readonly CompiledView[], prefix: string) {
+  constructor(views: readonly CompiledView[], prefix: string, exact: boolean) {
     this.views = views;
     this.prefix = prefix;
+    this.exact = exact;
     this.byView = views.map(() => new Map());
-    this.scratch = views.map((v) => ({ id: "", t: 0, values: new Array<number | string | undefined>(v.contribute.length) }));
+    this.scratch = views.map((v) => ({ id: "", t: 0, any: false, values: new Array<unknown>(v.contribute.length).fill(undefined) }));
   }
 
-  /** Logs a record; returns why it cannot be written, or undefined. Tombstones carry no features. */
+  /** Takes a record; returns why it cannot be written, or undefined. Tombstones carry no features. */
   add(r: StreamRecord): string | undefined {
     if (r.value === null || r.value === undefined) return undefined;
     const views = this.views;
@@ -249,21 +291,28 @@ export class BatchLog {
       if (!Number.isFinite(t)) return `view ${view.def.name}: the event time is missing or unreadable`;
       s.id = id;
       s.t = Math.trunc(t);
-      for (let f = 0; f < view.contribute.length; f++) {
-        const c = view.contribute[f]!(r);
+      s.any = false;
+      const contribute = view.contribute;
+      for (let f = 0; f < contribute.length; f++) {
+        const c = contribute[f]!(r);
         if (c instanceof Error) return `view ${view.def.name}: ${c.message}`;
+        if (c !== undefined) s.any = true;
         s.values[f] = c;
       }
     }
     const wm = this.watermarkOf(r.origin);
     for (let v = 0; v < views.length; v++) {
       const s = this.scratch[v]!;
-      if (!s.values.some((x) => x !== undefined)) continue;
-      const logs = this.byView[v]!;
+      if (!s.any) continue;
+      const parts = this.byView[v]!;
       const mapKey = wm === this.wmField ? s.id : `${s.id}\u0000${wm}`;
-      let log = logs.get(mapKey);
-      if (!log) logs.set(mapKey, (log = new EntityLog(this, views[v]!, keys.entity(this.prefix, views[v]!.def.name, s.id), wm)));
-      log.add(r.origin, s.t, s.values);
+      let part = parts.get(mapKey);
+      if (part === undefined) {
+        const key = keys.entity(this.prefix, views[v]!.def.name, s.id);
+        part = this.exact ? new ExactEntity(this, views[v]!, key, wm) : new FoldedEntity(this, views[v]!, key, wm);
+        parts.set(mapKey, part);
+      }
+      part.add(r.origin, s.t, s.values);
     }
     return undefined;
   }
@@ -279,10 +328,10 @@ export class BatchLog {
     return field;
   }
 
-  /** Every entity log of the batch. */
-  entities(): EntityLog[] {
-    const out: EntityLog[] = [];
-    for (const m of this.byView) for (const log of m.values()) out.push(log);
+  /** Every entity part of the batch. */
+  entities(): (FoldedEntity | ExactEntity)[] {
+    const out: (FoldedEntity | ExactEntity)[] = [];
+    for (const m of this.byView) for (const part of m.values()) out.push(part);
     return out;
   }
 }

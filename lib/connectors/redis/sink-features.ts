@@ -6,18 +6,17 @@ import { keys } from "../../features/layout.ts";
 import { createRedis, ensureConnected, execPipeline, redisLifecycle } from "./client.ts";
 import { featuresSinkSchema } from "./config.ts";
 import type { FeaturesSinkConfig } from "./config.ts";
-import { BatchLog, compileView, encodeParts, viewHeader } from "./feature-log.ts";
-import type { EntityLog } from "./feature-log.ts";
+import { BatchLog, compileView, encodeUpdate, ExactEntity, viewHeader } from "./feature-log.ts";
+import type { EntityPart } from "./feature-log.ts";
 import { redisMetrics, timed } from "./metrics.ts";
 import { callScript, defineScripts } from "./scripts.ts";
 
 /** Entity updates per EVALSHA: enough to amortise the call, small enough to keep Redis responsive. */
 const CHUNK = 100;
 
-/** One entity update on its way to Redis: its logs (one per partition), the first record index (one log), the script group. */
+/** One entity update on its way to Redis: its parts (one per partition) and the script group. */
 interface Update {
-  logs: EntityLog[];
-  from: number;
+  parts: EntityPart[];
   args: Array<string | number>;
 }
 
@@ -28,20 +27,25 @@ interface Waiting {
   fail(err: unknown): void;
 }
 
+/** What a write found for one batch: records Redis refused, or that the batch must come again in exact mode. */
+type Outcome = SinkFailure[] | "exact";
+
 function invalid(origin: RecordOrigin, message: string, where: string): SinkFailure {
   return { origin, error: new SfError("SF_ERR_SINK_RECORD_INVALID", message, { where }) };
 }
 
 /**
- * The feature store sink. A batch's records are logged per (view, entity) as they come,
+ * The feature store sink. A batch's records are folded per (view, entity) as they come,
  * slice by slice (`batch().add`), and written once before the commit (`flush`): one
  * features-apply.lua update per entity carries the merged contributions of all its records
  * and the (offset, seq) range they span, so Redis reads and writes each entity once per
  * batch. Flushes of other partitions' batches that arrive while one is in Redis are sent
  * together, one update per entity for all of them (group commit). The script skips an
  * update whose records are at or below the entity's watermark for their partition (a
- * retried or replayed batch changes nothing twice) and reports a replay that overlaps in
- * part; the sink then sends the records after the watermark, one partition at a time.
+ * retried or replayed batch changes nothing twice). A replay that overlaps an earlier write
+ * in part (the batch ends elsewhere than the first try) needs the records after the stored
+ * watermark: the flush asks for the batch again in exact mode (SF_ERR_SINK_REPLAY_OVERLAP),
+ * which keeps every record's contributions and sends only those after it.
  */
 export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentContext, client?: Redis): Sink {
   const redis = client ?? createRedis(ctx.connections, config.connection);
@@ -66,10 +70,10 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
   function pipelineOf(chunks: Update[][]): ReturnType<Redis["pipeline"]> {
     const p = redis.pipeline();
     for (const chunk of chunks) {
-      const args = headers.get(chunk[0]!.logs[0]!.view)!.slice();
+      const args = headers.get(chunk[0]!.parts[0]!.view)!.slice();
       const entityKeys: string[] = [];
       for (const u of chunk) {
-        entityKeys.push(u.logs[0]!.key);
+        entityKeys.push(u.parts[0]!.key);
         args.push(u.args.length + 1);
         for (const a of u.args) args.push(a);
       }
@@ -78,83 +82,91 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
     return p;
   }
 
-  /** Sends updates; returns those to send again (a partial replay, a split) and records the entities Redis refused. */
-  async function send(updates: Update[], failed: Map<object, SinkFailure[]>): Promise<Update[]> {
+  const alone = (part: EntityPart): Update => ({ parts: [part], args: encodeUpdate([part]) });
+
+  /** Sends updates; returns those to send again (a partial replay, a split), recording outcomes per batch. */
+  async function send(updates: Update[], outcomes: Map<object, Outcome>): Promise<Update[]> {
     // one view per call: its header (feature kinds and names) is sent once per chunk
     const chunks: Update[][] = [];
     for (const v of views) {
-      const mine = views.length === 1 ? updates : updates.filter((u) => u.logs[0]!.view === v);
+      const mine = views.length === 1 ? updates : updates.filter((u) => u.parts[0]!.view === v);
       for (let i = 0; i < mine.length; i += CHUNK) chunks.push(mine.slice(i, i + CHUNK));
     }
     const results = await timed(metrics, ctx.topology, "features", () => execPipeline(redis, pipelineOf(chunks), ctx.component));
     const again: Update[] = [];
-    const alone: Update[][] = [];
+    const single: Update[][] = [];
     results.forEach(([err, res], c) => {
       const chunk = chunks[c]!;
       // A chunk Redis refused: each update alone, so only the bad entity's records fail.
-      if (err) return chunk.length > 1 ? alone.push(...chunk.map((u) => [u])) : refuse(chunk[0]!, err, failed);
-      (res as Array<number | string>).forEach((r, i) => settle(chunk[i]!, r, again));
+      if (err) return chunk.length > 1 ? single.push(...chunk.map((u) => [u])) : refuse(chunk[0]!, err, outcomes);
+      (res as Array<number | string>).forEach((r, i) => settle(chunk[i]!, r, again, outcomes));
     });
-    if (alone.length) {
-      const single = await execPipeline(redis, pipelineOf(alone), ctx.component);
-      single.forEach(([err, res], i) => (err ? refuse(alone[i]![0]!, err, failed) : settle(alone[i]![0]!, (res as Array<number | string>)[0]!, again)));
+    if (single.length) {
+      const replies = await execPipeline(redis, pipelineOf(single), ctx.component);
+      replies.forEach(([err, res], i) => (err ? refuse(single[i]![0]!, err, outcomes) : settle(single[i]![0]!, (res as Array<number | string>)[0]!, again, outcomes)));
     }
     return again;
   }
 
-  function settle(u: Update, result: number | string, again: Update[]): void {
+  function settle(u: Update, result: number | string, again: Update[], outcomes: Map<object, Outcome>): void {
     if (result === -1) {
       // some partition of a merged update was applied already: one update per partition
-      for (const l of u.logs) again.push({ logs: [l], from: 0, args: l.encode(0)! });
+      for (const p of u.parts) again.push(alone(p));
       return;
     }
-    const records = u.logs.reduce((n, l) => n + l.origins.length, 0) - u.from;
+    const records = u.parts.reduce((n, p) => n + p.count, 0);
     if (result === 1) return applied.inc(records);
     if (result === 0) return duplicate.inc(records);
-    // applied up to the stored watermark: send the records after it
-    const log = u.logs[0]!;
+    // applied up to the stored watermark: only the records after it are to be sent
+    const part = u.parts[0]!;
+    if (!(part instanceof ExactEntity)) return void outcomes.set(part.owner, "exact");
     const [offset, seq] = String(result).split(":").map(Number) as [number, number];
-    const from = log.after(offset, seq);
-    duplicate.inc(from - u.from);
-    const args = log.encode(from);
-    if (args) again.push({ logs: [log], from, args });
+    const left = part.skipTo(offset, seq);
+    duplicate.inc(records - part.count);
+    if (left) again.push(alone(part));
   }
 
-  function refuse(u: Update, err: Error, failed: Map<object, SinkFailure[]>): void {
-    for (const log of u.logs) {
-      const list = failed.get(log.owner) ?? [];
-      failed.set(log.owner, list);
+  function refuse(u: Update, err: Error, outcomes: Map<object, Outcome>): void {
+    for (const part of u.parts) {
+      // a folded batch knows no records to blame: it comes again in exact mode
+      if (!(part instanceof ExactEntity)) {
+        outcomes.set(part.owner, "exact");
+        continue;
+      }
+      const known = outcomes.get(part.owner);
+      const list = Array.isArray(known) ? known : [];
+      if (known !== "exact") outcomes.set(part.owner, list);
       const seen = new Set<RecordOrigin>();
-      for (let i = u.from; i < log.origins.length; i++) {
-        const o = log.origins[i]!;
-        if (!seen.has(o)) list.push(invalid(o, `Redis refused the feature update of ${log.key}: ${err.message}`, ctx.component));
+      for (let i = part.from; i < part.origins.length; i++) {
+        const o = part.origins[i]!;
+        if (!seen.has(o)) list.push(invalid(o, `Redis refused the feature update of ${part.key}: ${err.message}`, ctx.component));
         seen.add(o);
       }
     }
   }
 
-  /** Writes the logs of several batches: one update per entity, its partitions merged. */
-  async function write(batches: BatchLog[]): Promise<Map<object, SinkFailure[]>> {
+  /** Writes several batches: one update per entity, its partitions merged. */
+  async function write(batches: BatchLog[]): Promise<Map<object, Outcome>> {
     await ensureConnected(redis, ctx.component);
     if (!registered) await register();
-    const byEntity = new Map<string, EntityLog[]>();
+    const byEntity = new Map<string, EntityPart[]>();
     for (const b of batches) {
-      for (const l of b.entities()) {
-        const list = byEntity.get(l.key);
-        if (list) list.push(l);
-        else byEntity.set(l.key, [l]);
+      for (const part of b.entities()) {
+        const list = byEntity.get(part.key);
+        if (list) list.push(part);
+        else byEntity.set(part.key, [part]);
       }
     }
     let updates: Update[] = [];
-    for (const logs of byEntity.values()) updates.push({ logs, from: 0, args: logs.length === 1 ? logs[0]!.encode(0)! : encodeParts(logs) });
-    const failed = new Map<object, SinkFailure[]>();
+    for (const parts of byEntity.values()) updates.push({ parts, args: encodeUpdate(parts) });
+    const outcomes = new Map<object, Outcome>();
     // A replay that overlaps the first try in part needs a second round; a third only
     // when another worker (a zombie past its session) writes the same entities meanwhile.
     for (let round = 0; updates.length > 0; round++) {
       if (round === 5) throw new SfError("SF_ERR_SINK_NOT_CONNECTED", "feature watermarks kept moving under this batch (another worker writes the same partition?); the batch will be retried", { where: ctx.component });
-      updates = await send(updates, failed);
+      updates = await send(updates, outcomes);
     }
-    return failed;
+    return outcomes;
   }
 
   async function drain(): Promise<void> {
@@ -163,8 +175,12 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
       while (waiting.length > 0) {
         const group = waiting.splice(0);
         try {
-          const failed = await write(group.map((w) => w.log));
-          for (const w of group) w.done(failed.get(w.log) ?? []);
+          const outcomes = await write(group.map((w) => w.log));
+          for (const w of group) {
+            const o = outcomes.get(w.log) ?? [];
+            if (o === "exact") w.fail(new SfError("SF_ERR_SINK_REPLAY_OVERLAP", "a replayed batch overlaps an earlier feature write in part; it is taken again record by record", { where: ctx.component }));
+            else w.done(o);
+          }
         } catch (err) {
           for (const w of group) w.fail(err);
         }
@@ -174,8 +190,8 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
     }
   }
 
-  function batch(): SinkBatch {
-    const log = new BatchLog(views, prefix);
+  function batch(options?: { exact?: boolean }): SinkBatch {
+    const log = new BatchLog(views, prefix, options?.exact ?? false);
     return {
       add(records) {
         const failed: SinkFailure[] = [];
@@ -202,7 +218,8 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
       await register();
     },
     batch,
-    write: (records) => writeAsOneBatch(batch(), records),
+    // a direct write keeps every record: it cannot ask for the records again
+    write: (records) => writeAsOneBatch(batch({ exact: true }), records),
     ...redisLifecycle(redis, !client, ctx.component),
   };
 }
