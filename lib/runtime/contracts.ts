@@ -170,9 +170,17 @@ export interface SourceBatch {
   partition: number;
   messages: SourceMessage[];
   highWatermark: string;
-  /** Marks everything up to and including offset as done (committable). */
+  /** The next fetch of this partition goes on after offset (nothing is committed). */
   resolveOffset(offset: string): void;
-  commit(): Promise<void>;
+  /** Commits this partition up to and including offset; usable after the batch handler returned. */
+  commitThrough(offset: string): Promise<void>;
+  /** The next fetch of this partition starts at offset (taking back what was resolved). */
+  seek(offset: string): void;
+  /**
+   * Changes whenever the group rebalances: fetching then starts again from the committed
+   * offsets, so whatever was taken but not committed in an earlier generation is read again.
+   */
+  generation: number;
   heartbeat(): Promise<void>;
   isRunning(): boolean;
   isStale(): boolean;
@@ -196,8 +204,8 @@ export interface SourceOptions {
 
 export interface Source {
   run(handler: (batch: SourceBatch) => Promise<void>): Promise<void>;
-  /** Stops fetching, waits for in-flight batches, commits, leaves the group. */
-  stop(): Promise<void>;
+  /** Stops fetching, waits for in-flight batches, runs `beforeLeave` (the runner's last commits), leaves the group. */
+  stop(beforeLeave?: () => Promise<void>): Promise<void>;
   /** Joined the group and assigned (or waiting for an assignment) without errors. */
   ready(): boolean;
   /** Lag per topic/partition in offsets and the timestamp of the last processed record. */

@@ -9,8 +9,10 @@ import { groupOf } from "../topology/loader.ts";
 import type { Catalogue, SinkDef, StepDef, Topology } from "../topology/model.ts";
 import { BatchAbandoned, BatchControl } from "./batch-control.ts";
 import type { Connections } from "./connections.ts";
-import type { ComponentContext, DeadLetter, DeadLetterWriter, RecordOrigin, Sink, SinkBatch, SinkFailure, Source, SourceBatch, SourceMessage, Step, StreamPlatform, StreamRecord } from "./contracts.ts";
+import type { ComponentContext, DeadLetter, DeadLetterWriter, RecordOrigin, Sink, SinkFailure, Source, SourceBatch, SourceMessage, Step, StreamPlatform, StreamRecord } from "./contracts.ts";
 import { runStep } from "./step-runner.ts";
+import { CommitUnits, partitionOf, reachedSinks } from "./units.ts";
+import type { CombiningSink, OpenUnit, Reached } from "./units.ts";
 
 export interface RunnerDeps {
   platform: StreamPlatform;
@@ -43,6 +45,8 @@ export class TopologyRunner {
   private dlq!: DeadLetterWriter;
   private source: Source | undefined;
   private lagTimer: NodeJS.Timeout | undefined;
+  private unitTimer: NodeJS.Timeout | undefined;
+  private readonly units: CommitUnits;
   private readonly lastTimestamp = new Map<string, number>();
 
   constructor(loaded: LoadedTopology, deps: RunnerDeps) {
@@ -54,6 +58,8 @@ export class TopologyRunner {
     this.logger = deps.logger.child({ topology: this.name }, this.topology.log_level ? { level: this.topology.log_level } : {});
     this.tm = deps.metrics.forTopology(this.name);
     this.dlqTopic = this.topology.errors.dlq.topic ?? `${this.name}.dlq`;
+    const source = this.topology.source;
+    this.units = new CommitUnits({ intervalMs: source.commit_interval_ms, maxRecords: source.commit_max_records }, () => performance.now());
   }
 
   private context(component: string): ComponentContext {
@@ -104,6 +110,9 @@ export class TopologyRunner {
     );
     await this.source.run((batch) => this.handleBatch(batch));
     this.lagTimer = setInterval(() => void this.pollLag(), 10_000).unref();
+    // a partition that went quiet still closes its unit on time
+    const every = Math.max(50, Math.round(t.source.commit_interval_ms / 2));
+    this.unitTimer = setInterval(() => void this.closeIdle(), every).unref();
     this.logger.info({ group: groupOf(t), topics: t.source.topics ?? t.source.pattern, sinks: t.sinks.map((s) => s.name) }, "topology started");
   }
 
@@ -114,12 +123,14 @@ export class TopologyRunner {
   /** Drains in-flight batches and commits; past the deadline, abandons them uncommitted. */
   async stop(deadlineMs = 30_000): Promise<void> {
     clearInterval(this.lagTimer);
+    clearInterval(this.unitTimer);
     const timer = setTimeout(() => {
       this.logger.warn({ code: "SF_ERR_SHUTDOWN_TIMEOUT" }, "in-flight batches did not drain in time; abandoning them uncommitted");
       this.stopping.abort();
     }, deadlineMs);
     try {
-      await this.source?.stop();
+      // in-flight batches drain, then every open unit closes (commits) before the group is left
+      await this.source?.stop(() => this.closeIdle(true));
     } finally {
       clearTimeout(timer);
       this.stopping.abort();
@@ -156,66 +167,80 @@ export class TopologyRunner {
     if (batch.messages.length === 0 || !batch.isRunning() || batch.isStale()) return;
     const started = performance.now();
     this.tm.consumed(batch.topic, batch.messages.length);
-    const ctl = new BatchControl(batch, this.topology.errors, this.tm, this.logger, this.stopping.signal);
-    try {
-      await this.process(batch, ctl);
-    } catch (err) {
-      if (err instanceof BatchAbandoned) return;
-      throw err;
-    } finally {
-      ctl.release();
-    }
+    await this.units.serial(partitionOf(batch), async () => {
+      const ctl = new BatchControl(batch, this.topology.errors, this.tm, this.logger, this.stopping.signal);
+      try {
+        await this.take(batch, ctl);
+      } catch (err) {
+        if (err instanceof BatchAbandoned) return;
+        throw err;
+      } finally {
+        ctl.release();
+      }
+    });
     this.tm.batchDone((performance.now() - started) / 1000);
   }
 
   /**
-   * A batch goes through decode, steps and sinks in slices of at most `max_batch_records`, one
-   * after the other; its dead letters are written and its offset committed once, after the
-   * last slice. Slicing keeps a large fetch's records short-lived: a slice's records are
-   * garbage once its sinks took them, not at the batch's commit. A slice is decoded and
-   * stepped while the previous slice's sink writes are in flight; its own writes start only
-   * when those are acknowledged, so each sink sees the partition in order. Combining sinks
-   * (`Sink.batch`) take every slice without I/O and write once, after the last slice.
+   * A fetched batch goes into its partition's open unit: decode, steps and sinks in slices of
+   * at most `max_batch_records`, one after the other. Slicing keeps a large fetch's records
+   * short-lived: a slice's records are garbage once its sinks took them. A slice is decoded
+   * and stepped while the previous slice's sink writes are in flight; its own writes start
+   * only when those are acknowledged, so each sink sees the partition in order. Combining
+   * sinks (`Sink.batch`) take every slice without I/O. The batch's offset is then resolved
+   * (the next fetch goes on from there) but not committed: the unit is closed — combining
+   * sinks flushed, dead letters written, the offset committed — once it is due
+   * (`commit_interval_ms`, `commit_max_records`), so a combining sink merges many fetched
+   * batches into one write while each fetch stays small.
    */
-  private async process(batch: SourceBatch, ctl: BatchControl): Promise<void> {
-    try {
-      await this.processOnce(batch, ctl, false);
-    } catch (err) {
-      if (errorCode(err) !== "SF_ERR_SINK_REPLAY_OVERLAP") throw err;
-      // A combining sink folded this batch away and needs its records: the batch once more,
-      // every record kept. What other sinks wrote the first time, they write again (idempotent).
-      this.logger.info({ topic: batch.topic, partition: batch.partition, offset: batch.messages[0]?.offset }, "replayed batch overlaps an earlier write in part; taking it again record by record");
-      await this.processOnce(batch, ctl, true);
-    }
-  }
-
-  private async processOnce(batch: SourceBatch, ctl: BatchControl, exact: boolean): Promise<void> {
-    const dead: DeadLetter[] = [];
+  private async take(batch: SourceBatch, ctl: BatchControl): Promise<void> {
+    const unit = this.units.open(batch, (exact) => this.sinks.filter((s) => s.sink.batch).map((s) => ({ ...s, open: s.sink.batch!({ exact }), taken: [] as RecordOrigin[], started: 0 })));
     const size = this.topology.source.max_batch_records;
     const all = batch.messages;
-    const reached: Reached[] = [];
-    const combining = this.sinks.filter((s) => s.sink.batch).map((s) => ({ ...s, open: s.sink.batch!({ exact }), taken: [] as RecordOrigin[], started: 0 }));
     let delivering: Promise<void> = Promise.resolve();
     for (let from = 0; from < all.length; from += size) {
       if (from > 0) {
         // Past the stop deadline, seeked or stopped: leave the rest uncommitted for the next read.
-        if (this.stopping.signal.aborted || !batch.isRunning() || batch.isStale()) throw new BatchAbandoned();
+        if (this.stopping.signal.aborted || !batch.isRunning() || batch.isStale()) throw this.units.abandon(unit);
         // A long batch keeps the group membership alive; a rebalance surfaces here as kafkajs's
         // error, which its runner answers by rejoining (this batch stays uncommitted).
         await batch.heartbeat();
       }
       const messages = from === 0 && all.length <= size ? all : all.slice(from, from + size);
       const sliceDead: DeadLetter[] = [];
-      const records = await this.prepareSlice(messages, ctl, sliceDead);
+      const records = await this.prepareSlice(messages, ctl, sliceDead).catch((err: unknown) => {
+        throw err instanceof BatchAbandoned ? this.units.abandon(unit) : err;
+      });
       await delivering;
-      delivering = this.deliver(records, combining, ctl, sliceDead).then(() => {
-        for (const d of sliceDead) dead.push(d);
-        reached.push(reachedSinks(messages, records, sliceDead));
+      delivering = this.deliver(records, unit.combining, ctl, sliceDead).then(() => {
+        for (const d of sliceDead) unit.dead.push(d);
+        unit.reached.push(reachedSinks(messages, records, sliceDead));
       });
       delivering.catch(() => {}); // observed by the next await
     }
-    await delivering;
-    if (combining.length) await Promise.all(combining.map((c) => this.flushSink(c, ctl, dead, reached)));
+    await delivering.catch((err: unknown) => {
+      throw err instanceof BatchAbandoned ? this.units.abandon(unit) : err;
+    });
+    this.units.took(unit, batch);
+    if (this.units.due(unit)) await this.close(unit, ctl);
+  }
+
+  /**
+   * Closes a unit: combining sinks flush, dead letters are written, the unit's last offset is
+   * committed, outcomes are counted. A combining sink that folded records away and finds a
+   * replay overlapping an earlier write in part gets the unit again, record by record: the
+   * partition is sought back to the unit's first offset and read in exact mode up to its last.
+   */
+  private async close(unit: OpenUnit, ctl: BatchControl): Promise<void> {
+    try {
+      if (unit.combining.length) await Promise.all(unit.combining.map((c) => this.flushSink(c, ctl, unit.dead, unit.reached)));
+    } catch (err) {
+      if (errorCode(err) !== "SF_ERR_SINK_REPLAY_OVERLAP") throw err;
+      this.logger.info({ topic: unit.batch.topic, partition: unit.batch.partition, from: unit.first, to: unit.last.offset }, "replayed records overlap an earlier write in part; reading them again record by record");
+      this.units.redoExact(unit);
+      return;
+    }
+    const dead = unit.dead;
     if (dead.length) {
       await ctl.untilDone("dead-letter write", () => this.dlq.send(this.dlqTopic, dead));
       for (const d of dead) {
@@ -223,17 +248,29 @@ export class TopologyRunner {
         this.logger.warn({ topic: d.origin.topic, partition: d.origin.partition, offset: d.origin.offset, code: d.code, step: d.step, dlq: this.dlqTopic }, `record sent to the DLQ: ${d.message}`);
       }
     }
-    const last = all[all.length - 1]!;
-    batch.resolveOffset(last.offset);
-    await ctl.untilDone("offset commit", () => batch.commit());
-    // Counted once committed: a batch abandoned by a stop is counted when it is read again.
+    await ctl.untilDone("offset commit", () => unit.batch.commitThrough(unit.last.offset));
+    this.units.closed(unit);
+    // Counted once committed: a unit abandoned by a stop is counted when it is read again.
     const now = this.now();
-    for (const r of reached) {
+    for (const r of unit.reached) {
       this.tm.outcome("ok", r.ok.length);
       this.tm.outcome("filtered", r.filtered);
       this.tm.endToEnd(r.ok, now);
     }
-    this.trackLag(batch, last);
+    this.trackLag(unit.batch, unit.last);
+  }
+
+  /** Closes every open unit that is due by age (a partition that went quiet); called by a timer. */
+  private closeIdle(all = false): Promise<void> {
+    return this.units.forEachDue(all, (unit) => {
+      const ctl = new BatchControl(unit.batch, this.topology.errors, this.tm, this.logger, this.stopping.signal);
+      return this.close(unit, ctl)
+        .catch((err: unknown) => {
+          if (err instanceof BatchAbandoned) this.units.abandon(unit);
+          else this.logger.warn({ err: errorMessage(err), topic: unit.batch.topic, partition: unit.batch.partition }, "closing an idle unit failed; it is read again");
+        })
+        .finally(() => ctl.release());
+    });
   }
 
   /** Decode and steps for one slice of a batch; returns the records for the sinks. */
@@ -343,42 +380,4 @@ export class TopologyRunner {
       this.logger.debug({ err: errorMessage(err) }, "lag poll failed");
     }
   }
-}
-
-/** Of a slice's messages: those that reached the sinks, and how many a step filtered out (the rest went to the DLQ). */
-interface Reached {
-  ok: readonly SourceMessage[];
-  filtered: number;
-}
-
-/** A combining sink during one batch: what it took (for a failure of the whole flush) and the time `add` spent. */
-interface CombiningSink {
-  def: SinkDef;
-  sink: Sink;
-  open: SinkBatch;
-  taken: RecordOrigin[];
-  started: number;
-}
-
-function reachedSinks(messages: readonly SourceMessage[], records: readonly StreamRecord[], dead: readonly DeadLetter[]): Reached {
-  // The common slice: every message reached the sinks as exactly one record.
-  if (dead.length === 0 && oneToOne(messages, records)) return { ok: messages, filtered: 0 };
-  const dlq = new Set<string>();
-  for (const d of dead) dlq.add(d.origin.offset);
-  const took = new Set(records.map((r) => r.origin.offset));
-  const ok: SourceMessage[] = [];
-  let filtered = 0;
-  for (const m of messages) {
-    if (dlq.has(m.offset)) continue;
-    if (took.has(m.offset)) ok.push(m);
-    else filtered++;
-  }
-  return { ok, filtered };
-}
-
-/** True when records are the batch's messages one for one, in order (none filtered, none fanned out). */
-function oneToOne(messages: readonly SourceMessage[], records: readonly StreamRecord[]): boolean {
-  if (records.length !== messages.length) return false;
-  for (let i = 0; i < records.length; i++) if (records[i]!.origin !== messages[i]) return false;
-  return true;
 }

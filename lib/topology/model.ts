@@ -47,6 +47,16 @@ export const sourceSchema = z
       .max(100_000)
       .default(500)
       .describe("Records taken through steps and sinks together; a larger fetched batch goes through in slices of this size, committed once"),
+    commit_interval_ms: z
+      .number()
+      .int()
+      .min(0)
+      .max(600_000)
+      .default(1000)
+      .describe(
+        "A partition's offsets are committed this often (and when `commit_max_records` were taken): fetched batches are resolved as they go and committed together once every sink acknowledged them. Combining sinks (redis.features, redis.cache) write once per commit, merging everything taken since the last one, so their writes become visible up to this late; 0 commits after every fetched batch",
+      ),
+    commit_max_records: z.number().int().min(1).max(10_000_000).default(100_000).describe("A partition commits at the latest after taking this many records (see `commit_interval_ms`)"),
     session_timeout_ms: z.number().int().min(6000).max(300_000).default(30_000).describe("How long the group waits for a silent worker before moving its partitions"),
     connection: z.string().default("default").describe("Named Kafka connection (KAFKA_BROKERS, or KAFKA_BROKERS__<NAME>)"),
   })

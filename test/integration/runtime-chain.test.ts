@@ -2,6 +2,7 @@ import { afterAll, expect, it } from "vitest";
 import { SchemaCodecs } from "../../lib/codecs/registry.ts";
 import type { Fleet } from "../../lib/runtime/fleet.ts";
 import { avroEncoder, collect, startFleet, writeTopologies } from "../support/fleet.ts";
+import { waitUntil } from "../support/worker.ts";
 import { describeStack, stack, TestScope } from "../support/scope.ts";
 
 const scope = new TestScope("chain");
@@ -61,10 +62,10 @@ describeStack("chained topologies", () => {
     await codecs.prepare([mid[0]!.value]);
     expect(codecs.decode(mid[0]!.value!)).toMatchObject({ stage: "enriched" });
 
-    const processed = await fleet.metrics.processed.get();
-    const ok = processed.values.filter((v) => v.labels.outcome === "ok" && v.labels.topology === `${scope.id}-enrich`).reduce((a, v) => a + v.value, 0);
-    const filtered = processed.values.filter((v) => v.labels.outcome === "filtered" && v.labels.topology === `${scope.id}-enrich`).reduce((a, v) => a + v.value, 0);
-    expect(ok).toBe(expected);
-    expect(filtered).toBe(n / 10);
+    // outcomes are counted once committed: up to source.commit_interval_ms after the sinks wrote
+    const outcome = async (o: string) => (await fleet!.metrics.processed.get()).values.filter((v) => v.labels.outcome === o && v.labels.topology === `${scope.id}-enrich`).reduce((a, v) => a + v.value, 0);
+    await waitUntil(async () => (await outcome("ok")) + (await outcome("filtered")) >= n, 10_000, "outcomes counted");
+    expect(await outcome("ok")).toBe(expected);
+    expect(await outcome("filtered")).toBe(n / 10);
   });
 });

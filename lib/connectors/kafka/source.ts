@@ -18,6 +18,8 @@ export class KafkaSource implements Source {
   /** Batches being handled: `stop` waits for them before leaving the group. */
   private readonly inflight = new Set<Promise<void>>();
   private draining = false;
+  /** Counts group joins: fetching starts again from the committed offsets after each. */
+  private generation = 0;
 
   constructor(kafka: Kafka, options: SourceOptions, logger: Logger, metrics: TopologyMetrics) {
     this.kafka = kafka;
@@ -37,6 +39,7 @@ export class KafkaSource implements Source {
     });
     const { GROUP_JOIN, CRASH, STOP, DISCONNECT } = this.consumer.events;
     this.consumer.on(GROUP_JOIN, (e) => {
+      this.generation++;
       this.joined = true;
       this.crashed = undefined;
       this.metrics.rebalanced();
@@ -69,7 +72,9 @@ export class KafkaSource implements Source {
     if (this.options.pattern) await this.consumer.subscribe({ topics: [new RegExp(this.options.pattern)], fromBeginning });
     else await this.consumer.subscribe({ topics: this.options.topics ?? [], fromBeginning });
     await this.consumer.run({
-      autoCommit: true,
+      // The runner commits explicitly (SourceBatch.commitThrough) once sinks acknowledged; a
+      // resolved offset only moves the fetch position (kafkajs would commit it on its own).
+      autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.options.concurrency,
       eachBatch: async (p) => {
@@ -83,10 +88,9 @@ export class KafkaSource implements Source {
           highWatermark: batch.highWatermark,
           messages: toSourceMessages(cluster, batch.topic, batch.partition, batch.messages),
           resolveOffset: (o) => p.resolveOffset(o),
-          commit: async () => {
-            const offsets = p.uncommittedOffsets();
-            if (offsets.topics.length) await p.commitOffsetsIfNecessary(offsets);
-          },
+          commitThrough: (o) => p.commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(BigInt(o) + 1n) }] }] }),
+          seek: (o) => this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: o }),
+          generation: this.generation,
           heartbeat: () => p.heartbeat(),
           isRunning: () => p.isRunning(),
           isStale: () => p.isStale(),
@@ -107,7 +111,7 @@ export class KafkaSource implements Source {
    * eachBatch, so a batch finishing after the group was left could not commit and would be
    * read again. Pause, let in-flight batches finish and commit, then stop.
    */
-  async stop(): Promise<void> {
+  async stop(beforeLeave?: () => Promise<void>): Promise<void> {
     this.draining = true;
     if (this.assigned.length) {
       try {
@@ -117,6 +121,7 @@ export class KafkaSource implements Source {
       }
     }
     await Promise.allSettled([...this.inflight]);
+    await beforeLeave?.().catch((err: unknown) => this.logger.warn({ err }, "last commits before leaving the group failed; what they cover is read again"));
     await this.consumer.stop();
     await this.consumer.disconnect();
   }

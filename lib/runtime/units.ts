@@ -1,0 +1,159 @@
+/**
+ * Commit units: what a partition has taken since its last commit. A unit spans one or more
+ * fetched batches; their offsets are resolved as they are taken (the next fetch goes on) and
+ * committed together when the unit closes, after every sink acknowledged them. Small
+ * fetches keep memory bounded; a unit spanning many of them lets a combining sink merge a
+ * lot into one write (Kafka Streams' commit interval, with the same guarantee: nothing is
+ * committed that a sink has not acknowledged).
+ */
+import { BatchAbandoned } from "./batch-control.ts";
+import type { DeadLetter, RecordOrigin, Sink, SinkBatch, SourceBatch, SourceMessage, StreamRecord } from "./contracts.ts";
+import type { SinkDef } from "../topology/model.ts";
+
+/** Of a slice's messages: those that reached the sinks, and how many a step filtered out (the rest went to the DLQ). */
+export interface Reached {
+  ok: readonly SourceMessage[];
+  filtered: number;
+}
+
+/** A combining sink during one unit: what it took (for a failure of the whole flush) and the time `add` spent. */
+export interface CombiningSink {
+  def: SinkDef;
+  sink: Sink;
+  open: SinkBatch;
+  taken: RecordOrigin[];
+  started: number;
+}
+
+/** What one partition has taken since its last commit. */
+export interface OpenUnit {
+  readonly key: string;
+  /** The source's group generation it was opened in: a rebalance makes it void (its records are fetched again). */
+  readonly generation: number;
+  /** Every record kept (after a replay overlapped an earlier write in part): closed after each batch. */
+  readonly exact: boolean;
+  readonly combining: CombiningSink[];
+  readonly dead: DeadLetter[];
+  readonly reached: Reached[];
+  /** Offset of the unit's first record; the last record taken; the latest batch (commit, seek, heartbeat). */
+  readonly first: string;
+  last: SourceMessage;
+  batch: SourceBatch;
+  records: number;
+  readonly opened: number;
+}
+
+export interface UnitLimits {
+  /** Close a unit this long after it opened. */
+  intervalMs: number;
+  /** Close a unit once it holds this many records. */
+  maxRecords: number;
+}
+
+export function partitionOf(b: { topic: string; partition: number }): string {
+  return `${b.topic}/${b.partition}`;
+}
+
+export class CommitUnits {
+  private readonly limits: UnitLimits;
+  private readonly now: () => number;
+  private readonly units = new Map<string, OpenUnit>();
+  private readonly chains = new Map<string, Promise<void>>();
+  /** Per partition: read in exact mode up to this offset (a replay overlapped an earlier write in part). */
+  private readonly exactUntil = new Map<string, bigint>();
+
+  constructor(limits: UnitLimits, now: () => number) {
+    this.limits = limits;
+    this.now = now;
+  }
+
+  /** Runs fn after everything queued for the partition: batches and idle closes never interleave. */
+  serial(key: string, fn: () => Promise<void>): Promise<void> {
+    const next = (this.chains.get(key) ?? Promise.resolve()).then(fn);
+    const settled = next.catch(() => {});
+    this.chains.set(key, settled);
+    void settled.then(() => {
+      if (this.chains.get(key) === settled) this.chains.delete(key);
+    });
+    return next;
+  }
+
+  /** The partition's open unit for this batch, opened if there is none (or the group rebalanced since). */
+  open(batch: SourceBatch, combining: (exact: boolean) => CombiningSink[]): OpenUnit {
+    const key = partitionOf(batch);
+    const current = this.units.get(key);
+    if (current && current.generation === batch.generation) return current;
+    const first = batch.messages[0]!;
+    const until = this.exactUntil.get(key);
+    const exact = until !== undefined && BigInt(first.offset) <= until;
+    if (until !== undefined && !exact) this.exactUntil.delete(key);
+    const unit: OpenUnit = { key, generation: batch.generation, exact, combining: combining(exact), dead: [], reached: [], first: first.offset, last: first, batch, records: 0, opened: this.now() };
+    this.units.set(key, unit);
+    return unit;
+  }
+
+  /** The batch is in the unit: its offset is resolved, so the next fetch goes on after it. */
+  took(unit: OpenUnit, batch: SourceBatch): void {
+    const last = batch.messages[batch.messages.length - 1]!;
+    batch.resolveOffset(last.offset);
+    unit.last = last;
+    unit.batch = batch;
+    unit.records += batch.messages.length;
+  }
+
+  due(unit: OpenUnit): boolean {
+    return unit.exact || unit.records >= this.limits.maxRecords || this.now() - unit.opened >= this.limits.intervalMs;
+  }
+
+  /** Drops a unit uncommitted; its records are fetched again from its first offset. */
+  abandon(unit: OpenUnit): BatchAbandoned {
+    if (this.units.get(unit.key) === unit) this.units.delete(unit.key);
+    unit.batch.seek(unit.first);
+    return new BatchAbandoned();
+  }
+
+  /** Drops a unit uncommitted and reads its records again, every record kept. */
+  redoExact(unit: OpenUnit): void {
+    this.exactUntil.set(unit.key, BigInt(unit.last.offset));
+    this.abandon(unit);
+  }
+
+  closed(unit: OpenUnit): void {
+    if (this.units.get(unit.key) === unit) this.units.delete(unit.key);
+  }
+
+  /** Runs fn on every open unit that is due by age (every one when `all`), each in its partition's turn. */
+  async forEachDue(all: boolean, fn: (unit: OpenUnit) => Promise<void>): Promise<void> {
+    const due = [...this.units.values()].filter((u) => all || this.now() - u.opened >= this.limits.intervalMs);
+    await Promise.all(
+      due.map((u) =>
+        this.serial(u.key, async () => {
+          if (this.units.get(u.key) === u) await fn(u);
+        }),
+      ),
+    );
+  }
+}
+
+export function reachedSinks(messages: readonly SourceMessage[], records: readonly StreamRecord[], dead: readonly DeadLetter[]): Reached {
+  // The common slice: every message reached the sinks as exactly one record.
+  if (dead.length === 0 && oneToOne(messages, records)) return { ok: messages, filtered: 0 };
+  const dlq = new Set<string>();
+  for (const d of dead) dlq.add(d.origin.offset);
+  const took = new Set(records.map((r) => r.origin.offset));
+  const ok: SourceMessage[] = [];
+  let filtered = 0;
+  for (const m of messages) {
+    if (dlq.has(m.offset)) continue;
+    if (took.has(m.offset)) ok.push(m);
+    else filtered++;
+  }
+  return { ok, filtered };
+}
+
+/** True when records are the batch's messages one for one, in order (none filtered, none fanned out). */
+function oneToOne(messages: readonly SourceMessage[], records: readonly StreamRecord[]): boolean {
+  if (records.length !== messages.length) return false;
+  for (let i = 0; i < records.length; i++) if (records[i]!.origin !== messages[i]) return false;
+  return true;
+}
