@@ -66,53 +66,77 @@ function insertNewest(items: TimedValue[], item: TimedValue, n: number): boolean
   return true;
 }
 
+/** Adds one contribution (the next in record order) to a merged update, in place; returns the update (a new one when `m` is undefined). */
+export type Accumulator = (m: Merged | undefined, t: number, v: unknown) => Merged;
+
 /**
- * Adds one contribution (the next in record order) to a merged update, in place; returns the
- * update (a new one when `m` is undefined). The one place where a record meets a feature.
+ * The accumulator of one feature: how a record's contribution joins the update of the
+ * records before it — the one place where a record meets a feature. Built once per feature
+ * (a function per kind, so the hot path does not switch on the kind per record).
  */
-export function accumulate(def: FeatureDef, m: Merged | undefined, t: number, v: unknown): Merged {
+export function accumulator(def: FeatureDef): Accumulator {
   switch (def.kind) {
     case "counter":
-      if (m === undefined) return { kind: "counter", sum: v as number, t };
-      (m as { sum: number }).sum += v as number;
-      if (t > (m as { t: number }).t) (m as { t: number }).t = t;
-      return m;
-    case "latest": {
-      if (m === undefined) return { kind: "latest", v, t };
-      const l = m as { v: unknown; t: number };
-      if (t >= l.t) {
-        l.v = v;
-        l.t = t;
-      }
-      return m;
-    }
+      return (m, t, v) => {
+        if (m === undefined) return { kind: "counter", sum: v as number, t };
+        const c = m as { sum: number; t: number };
+        c.sum += v as number;
+        if (t > c.t) c.t = t;
+        return m;
+      };
+    case "latest":
+      return (m, t, v) => {
+        if (m === undefined) return { kind: "latest", v, t };
+        const l = m as { v: unknown; t: number };
+        if (t >= l.t) {
+          l.v = v;
+          l.t = t;
+        }
+        return m;
+      };
     case "min":
     case "max": {
-      if (m === undefined) return { kind: def.kind, v: v as number, t };
-      const e = m as { v: number; t: number };
-      if (def.kind === "min" ? (v as number) < e.v : (v as number) > e.v) {
-        e.v = v as number;
-        e.t = t;
-      }
-      return m;
+      const kind = def.kind;
+      const min = kind === "min";
+      return (m, t, v) => {
+        if (m === undefined) return { kind, v: v as number, t };
+        const e = m as { v: number; t: number };
+        if (min ? (v as number) < e.v : (v as number) > e.v) {
+          e.v = v as number;
+          e.t = t;
+        }
+        return m;
+      };
     }
     case "last_n": {
-      const l = (m ?? { kind: "last_n", items: [] }) as { kind: "last_n"; items: TimedValue[] };
-      insertNewest(l.items, { v, t }, def.n!);
-      return l;
+      const n = def.n!;
+      return (m, t, v) => {
+        const l = (m ?? { kind: "last_n", items: [] }) as { kind: "last_n"; items: TimedValue[] };
+        insertNewest(l.items, { v, t }, n);
+        return l;
+      };
     }
     case "window_count":
     case "window_sum": {
-      const w = (m ?? { kind: def.kind, buckets: new Map<number, number>(), t: -Infinity, head: -Infinity }) as { buckets: Map<number, number>; t: number; head: number } & Merged;
-      const b = bucketStart(t, def.window_ms!);
-      w.buckets.set(b, (w.buckets.get(b) ?? 0) + (v as number));
-      if (t > w.t) {
-        w.t = t;
-        w.head = bucketStart(t, def.window_ms!);
-      }
-      return w;
+      const kind = def.kind;
+      const size = def.window_ms!;
+      return (m, t, v) => {
+        const w = (m ?? { kind, buckets: new Map<number, number>(), t: -Infinity, head: -Infinity }) as { buckets: Map<number, number>; t: number; head: number } & Merged;
+        const b = bucketStart(t, size);
+        w.buckets.set(b, (w.buckets.get(b) ?? 0) + (v as number));
+        if (t > w.t) {
+          w.t = t;
+          w.head = b;
+        }
+        return w;
+      };
     }
   }
+}
+
+/** `accumulator(def)` applied once (tests and one-off uses; hot paths keep the accumulator). */
+export function accumulate(def: FeatureDef, m: Merged | undefined, t: number, v: unknown): Merged {
+  return accumulator(def)(m, t, v);
 }
 
 /** Drops what cannot matter whatever the stored state: windows older than the kept ones behind the update's newest. */
@@ -130,10 +154,11 @@ export function finishMerge(def: FeatureDef, m: Merged): Merged {
  * of an array that interleaves several (value i at vs[i * stride + offset]; undefined: none).
  */
 export function mergeContributions(def: FeatureDef, ts: readonly number[], vs: readonly unknown[], from = 0, to = ts.length, stride = 1, offset = 0): Merged | undefined {
+  const add = accumulator(def);
   let m: Merged | undefined;
   for (let i = from; i < to; i++) {
     const v = vs[i * stride + offset];
-    if (v !== undefined) m = accumulate(def, m, ts[i]!, v);
+    if (v !== undefined) m = add(m, ts[i]!, v);
   }
   return m && finishMerge(def, m);
 }

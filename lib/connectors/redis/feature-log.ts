@@ -14,8 +14,8 @@
 import { compilePredicate } from "../../topology/predicate.ts";
 import { compileGetter, compileValue } from "../../topology/template.ts";
 import type { RecordOrigin, StreamRecord } from "../../runtime/contracts.ts";
-import { accumulate, combineMerged, finishMerge, mergeContributions } from "../../features/algebra.ts";
-import type { Merged } from "../../features/algebra.ts";
+import { accumulator, combineMerged, finishMerge, mergeContributions } from "../../features/algebra.ts";
+import type { Accumulator, Merged } from "../../features/algebra.ts";
 import { keys, parseDuration } from "../../features/layout.ts";
 import type { FeatureDef, ViewDef } from "../../features/layout.ts";
 import type { FeatureConfig, ViewConfig } from "./config.ts";
@@ -31,6 +31,7 @@ export interface CompiledView {
   keySource: string;
   eventTime: (r: StreamRecord) => number;
   contribute: ContributeFn[];
+  accumulate: Accumulator[];
 }
 
 function toNumber(v: unknown): number | undefined {
@@ -79,6 +80,7 @@ export function compileView(v: ViewConfig): CompiledView {
     keySource: v.key,
     eventTime: compileEventTime(v.event_time),
     contribute: compiled.map((c) => c.contribute),
+    accumulate: compiled.map((c) => accumulator(c.def)),
   };
 }
 
@@ -128,11 +130,11 @@ class FoldedEntity implements EntityPart {
     }
     this.last = origin.offset;
     this.lastSeq = seq;
-    const features = this.view.def.features;
+    const add = this.view.accumulate;
     const updates = this.updates;
     for (let f = 0; f < values.length; f++) {
       const v = values[f];
-      if (v !== undefined) updates[f] = accumulate(features[f]!, updates[f], t, v);
+      if (v !== undefined) updates[f] = add[f]!(updates[f], t, v);
     }
   }
 
