@@ -1,4 +1,4 @@
-import { compileGetter, compileTemplate } from "../../topology/template.ts";
+import { compileGetter, compileTemplate, wholePlaceholder } from "../../topology/template.ts";
 import type { StreamRecord } from "../../runtime/contracts.ts";
 
 /** A key template that reports a missing placeholder instead of writing an empty key part. */
@@ -8,6 +8,16 @@ export type KeyFn = (record: StreamRecord) => string | undefined;
 export function compileKey(source: string): KeyFn {
   const template = compileTemplate(source);
   const getters = template.fields.map(compileGetter);
+  const whole = wholePlaceholder(source);
+  if (whole !== undefined) {
+    // "{userId}": the field itself is the key (read once, no string built for a string field)
+    const get = getters[0]!;
+    return (r) => {
+      const v = get(r);
+      if (v === undefined || v === null || v === "") return undefined;
+      return typeof v === "string" ? v : template(r);
+    };
+  }
   return (r) => {
     for (const g of getters) {
       const v = g(r);
