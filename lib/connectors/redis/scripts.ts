@@ -8,19 +8,22 @@ const SCRIPTS: Record<string, { file: string; keys: number | null }> & {
   featuresApply: { file: string; keys: null };
   dedupe: { file: string; keys: 1 };
   rateLimit: { file: string; keys: 1 };
+  publishBatch: { file: string; keys: 0 };
 } = {
   featuresApply: { file: "features-apply.lua", keys: null },
   dedupe: { file: "dedupe.lua", keys: 1 },
   rateLimit: { file: "rate-limit.lua", keys: 1 },
+  publishBatch: { file: "publish-batch.lua", keys: 0 },
 };
 
-export type ScriptName = "featuresApply" | "dedupe" | "rateLimit";
+export type ScriptName = "featuresApply" | "dedupe" | "rateLimit" | "publishBatch";
 
 /** Key and argument arity per script, checked at compile time by `callScript`. */
 export interface ScriptArgs {
   featuresApply: { keys: string[]; args: Array<string | number> };
   dedupe: { keys: [key: string]; args: [recordId: string, windowMs: number] };
   rateLimit: { keys: [key: string]; args: [recordId: string, limit: number, ttlMs: number] };
+  publishBatch: { keys: []; args: string[] };
 }
 
 const sources = new Map<ScriptName, string>();

@@ -7,9 +7,15 @@ import { publishSinkSchema } from "./config.ts";
 import type { PublishSinkConfig } from "./config.ts";
 import { compileKey } from "./keys.ts";
 import { redisMetrics, timed } from "./metrics.ts";
+import { callScript, defineScripts } from "./scripts.ts";
+
+/** Messages per script call. */
+const CHUNK = 500;
 
 /**
- * Publishes one JSON message per record on a templated channel, one pipeline per batch.
+ * Publishes one JSON message per record on a templated channel, in record order: a
+ * publish-batch.lua call carries up to 500 messages (one pipelined PUBLISH per record cost
+ * ~10 µs of Node CPU each; a script call ~2 µs per message), all calls in one pipeline.
  * Pub/sub has no delivery log: a retried batch publishes again, so subscribers that must
  * not see a message twice map the record id into it (`fields: { id: "{$id}", ... }`).
  */
@@ -24,6 +30,8 @@ export function createPublishSink(config: PublishSinkConfig, ctx: ComponentConte
     return JSON.stringify(out);
   };
   const metrics = redisMetrics(ctx.metrics);
+  const prefix = config.key_prefix;
+  defineScripts(redis);
   return {
     name: ctx.component,
     async open() {
@@ -32,18 +40,28 @@ export function createPublishSink(config: PublishSinkConfig, ctx: ComponentConte
     async write(records) {
       await ensureConnected(redis, ctx.component);
       const failed: RecordFailure[] = [];
+      // channel, message pairs, a script call per CHUNK messages, all calls in one pipeline
       const p = redis.pipeline();
-      let n = 0;
+      let args: string[] = [];
+      let calls = 0;
       for (const r of records) {
         const c = channel(r);
         if (c === undefined) {
           failed.push({ record: r, error: new SfError("SF_ERR_SINK_RECORD_INVALID", `the channel ${config.channel} is missing a field in the record`, { where: ctx.component }) });
           continue;
         }
-        p.publish(config.key_prefix + c, message(r));
-        n++;
+        args.push(prefix + c, message(r));
+        if (args.length === 2 * CHUNK) {
+          callScript(p, "publishBatch", [], args);
+          args = [];
+          calls++;
+        }
       }
-      if (n > 0) await timed(metrics, ctx.topology, "publish", () => execPipeline(redis, p, ctx.component));
+      if (args.length) {
+        callScript(p, "publishBatch", [], args);
+        calls++;
+      }
+      if (calls > 0) await timed(metrics, ctx.topology, "publish", () => execPipeline(redis, p, ctx.component));
       return failed.length ? { failed } : undefined;
     },
     ...redisLifecycle(redis, !client, ctx.component),
