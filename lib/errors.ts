@@ -22,6 +22,8 @@ export const CATALOGUE = {
   SF_ERR_SCHEMA_NOT_FOUND: { retriable: false, doc: "A subject or schema file named by a topology does not exist." },
   SF_ERR_FEATURES_BAD_REQUEST: { retriable: false, doc: "A feature read names an unknown view, an empty id list or a malformed body." },
   SF_ERR_FEATURES_UNAUTHORIZED: { retriable: false, doc: "The feature server was called without a valid bearer token." },
+  SF_ERR_FEATURES_OVERLOADED: { retriable: true, doc: "The feature server is answering as many reads as it is allowed to (FEATURE_SERVER_MAX_IN_FLIGHT); HTTP 503 with Retry-After: retry after that many seconds, or add servers." },
+  SF_ERR_FEATURES_DEADLINE: { retriable: true, doc: "A feature read was not answered within the server's deadline (FEATURE_SERVER_DEADLINE_MS): Redis slow or unreachable, or the server overloaded; HTTP 504, retry." },
   SF_ERR_SHUTDOWN_TIMEOUT: { retriable: false, doc: "In-flight batches did not drain before the shutdown deadline; their offsets were not committed and will be re-read." },
 } as const satisfies Record<string, { retriable: boolean; doc: string }>;
 

@@ -4,7 +4,8 @@
  * Environment: REDIS_URL (+ REDIS_USERNAME, REDIS_PASSWORD[_FILE], REDIS_TLS_CA_FILE),
  * FEATURE_SERVER_TOKEN or FEATURE_SERVER_TOKEN_FILE (required), FEATURE_SERVER_PORT
  * (default 8090), FEATURE_SERVER_KEY_PREFIX (the sinks' key_prefix, default empty),
- * LOG_LEVEL. Views are read from the registry the redis.features sinks write.
+ * FEATURE_SERVER_MAX_IN_FLIGHT (reads answered at once before 503 + Retry-After, default 256),
+ * FEATURE_SERVER_DEADLINE_MS (504 after that long, default 250), LOG_LEVEL. Views are read from the registry the redis.features sinks write.
  */
 import { createRedis } from "../lib/connectors/redis/client.ts";
 import { startFeatureServer } from "../lib/features/server.ts";
@@ -23,9 +24,14 @@ async function main(): Promise<void> {
     return;
   }
   const port = Number(process.env.FEATURE_SERVER_PORT ?? 8090);
-  const redis = createRedis(connections, "default");
+  // concurrent requests' HMGETs go to Redis in one write (and one read of the replies)
+  const redis = createRedis(connections, "default", { enableAutoPipelining: true });
   await redis.connect();
-  const server = await startFeatureServer({ redis, token, port, keyPrefix: process.env.FEATURE_SERVER_KEY_PREFIX ?? "", metrics: new EngineMetrics(), logger });
+  const limits = {
+    ...(process.env.FEATURE_SERVER_MAX_IN_FLIGHT ? { maxInFlight: Number(process.env.FEATURE_SERVER_MAX_IN_FLIGHT) } : {}),
+    ...(process.env.FEATURE_SERVER_DEADLINE_MS ? { deadlineMs: Number(process.env.FEATURE_SERVER_DEADLINE_MS) } : {}),
+  };
+  const server = await startFeatureServer({ redis, token, port, keyPrefix: process.env.FEATURE_SERVER_KEY_PREFIX ?? "", metrics: new EngineMetrics(), logger, ...limits });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

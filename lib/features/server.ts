@@ -7,11 +7,15 @@ import { SfError } from "../errors.ts";
 import type { ErrorCode } from "../errors.ts";
 import { EngineMetrics } from "../observability/metrics.ts";
 import { FeatureClient } from "./client.ts";
+import { HttpError, namesParam, parseBatch, parseTarget, readBody, tokenMatches } from "./http.ts";
+import type { Target } from "./http.ts";
 import type { ViewDef } from "./layout.ts";
 import { openApiDocument } from "./openapi.ts";
+import { readPlan } from "./read-plan.ts";
+import type { ReadPlan } from "./read-plan.ts";
 
 export interface FeatureServerOptions {
-  /** ioredis client; the server does not close it. */
+  /** ioredis client; the server does not close it. `enableAutoPipelining` lets concurrent GETs share one write to Redis. */
   redis: Redis;
   /** Bearer token every /v1 request must carry. */
   token: string;
@@ -22,6 +26,10 @@ export interface FeatureServerOptions {
   keyPrefix?: string;
   /** Fixed views; default: the `sf:v1:views` registry the sinks write (re-read every 5 s). */
   views?: readonly ViewDef[];
+  /** Feature reads (/v1) being answered at once; one more gets 503 with Retry-After. Default 256. */
+  maxInFlight?: number;
+  /** A feature read not answered within this many ms gets 504 (checked every quarter of it). Default 250. */
+  deadlineMs?: number;
   metrics?: EngineMetrics;
   logger?: Logger;
 }
@@ -32,156 +40,186 @@ export interface FeatureServer {
   close(): Promise<void>;
 }
 
-const MAX_BODY = 1 << 20;
-const MAX_IDS = 1000;
-
-class HttpError extends Error {
-  readonly status: number;
-  readonly code: ErrorCode;
-  constructor(status: number, code: ErrorCode, message: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-const badRequest = (message: string) => new HttpError(400, "SF_ERR_FEATURES_BAD_REQUEST", message);
-
-/** Compares tokens in constant time (hashing first makes the lengths equal). */
-function tokenMatches(header: string | undefined, digest: Buffer): boolean {
-  const m = header ? /^Bearer\s+(.+)$/i.exec(header) : null;
-  const given = crypto.createHash("sha256").update(m ? m[1]!.trim() : "").digest();
-  return crypto.timingSafeEqual(given, digest) && m !== null;
+/** A /v1 request being answered: in arrival order, so also in deadline order. */
+interface Pending {
+  readonly deadline: number;
+  settled: boolean;
+  send(status: number, body: string, code?: ErrorCode): void;
 }
 
-/** `make(key)` once per distinct key. */
-function memo<T>(make: (key: string) => T): (key: string) => T {
-  const cache = new Map<string, T>();
-  return (key) => {
-    let v = cache.get(key);
-    if (v === undefined) cache.set(key, (v = make(key)));
-    return v;
-  };
-}
-
-/** Splits an origin-form request target (`/path?query#fragment`) without a URL object per request. */
-function splitTarget(target: string): { pathname: string; query: URLSearchParams | undefined } {
-  const hash = target.indexOf("#");
-  const t = hash < 0 ? target : target.slice(0, hash);
-  const q = t.indexOf("?");
-  return q < 0 ? { pathname: t, query: undefined } : { pathname: t.slice(0, q), query: new URLSearchParams(t.slice(q + 1)) };
-}
-
-function readBody(req: http.IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) reject(new HttpError(413, "SF_ERR_FEATURES_BAD_REQUEST", `the body is larger than ${MAX_BODY} bytes`));
-      else chunks.push(c);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", reject);
-  });
-}
-
-function parseBatch(text: string): { ids: string[]; names?: string[] } {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw badRequest("the body is not JSON; expected {\"ids\": [\"...\"], \"names\": [\"...\"]}");
-  }
-  if (body === null || typeof body !== "object" || Array.isArray(body)) throw badRequest("expected a JSON object {\"ids\": [...], \"names\": [...]}");
-  const { ids, names } = body as { ids?: unknown; names?: unknown };
-  if (!Array.isArray(ids) || ids.length === 0) throw badRequest("expected `ids`: a non-empty array of entity ids");
-  if (ids.length > MAX_IDS) throw badRequest(`expected at most ${MAX_IDS} ids, got ${ids.length}`);
-  if (!ids.every((id) => typeof id === "string" && id !== "")) throw badRequest("expected every id to be a non-empty string");
-  if (names !== undefined && !(Array.isArray(names) && names.every((n) => typeof n === "string"))) throw badRequest("expected `names` to be an array of feature names");
-  return { ids: ids as string[], ...(names ? { names: names as string[] } : {}) };
-}
+const PLAN_CACHE = 1024;
+const errorBody = (code: ErrorCode, message: string) => JSON.stringify({ error: { code, message } });
 
 /**
  * Starts the HTTP feature server (node:http): GET /v1/features/{view}/{id}?names=a,b,
  * POST /v1/features/{view} {ids, names}, /healthz, /openapi.json, /metrics. Views come from the
- * registry the redis.features sink writes, unless `views` is given.
+ * registry the redis.features sink writes, unless `views` is given. Feature reads are bounded
+ * (`maxInFlight`, then 503 + Retry-After) and have a deadline (`deadlineMs`, then 504).
  */
 export async function startFeatureServer(options: FeatureServerOptions): Promise<FeatureServer> {
-  const features = new FeatureClient({ redis: options.redis, keyPrefix: options.keyPrefix ?? "", ...(options.views ? { views: options.views } : {}) });
+  const { redis } = options;
+  const prefix = options.keyPrefix ?? "";
+  const features = new FeatureClient({ redis, keyPrefix: prefix, ...(options.views ? { views: options.views } : {}) });
   const metrics = options.metrics ?? new EngineMetrics({ processMetrics: false });
-  const digest = crypto.createHash("sha256").update(options.token).digest();
+  const digest = crypto.hash("sha256", options.token, "buffer");
   const openapi = JSON.stringify(openApiDocument());
+  const maxInFlight = options.maxInFlight ?? 256;
+  const deadlineMs = options.deadlineMs ?? 250;
   const log = options.logger;
+  const plans = new Map<string, ReadPlan>();
+  const pending = new Set<Pending>();
 
-  async function route(req: http.IncomingMessage, url: { pathname: string; query: URLSearchParams | undefined }): Promise<[string, number, string]> {
-    let parts: string[];
-    try {
-      parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
-    } catch {
-      throw badRequest(`the path ${url.pathname} is not valid percent-encoding`);
-    }
-    if (url.pathname === "/healthz") {
-      await options.redis.ping();
-      return ["healthz", 200, '{"status":"ok"}'];
-    }
-    if (url.pathname === "/openapi.json") return ["openapi", 200, openapi];
-    if (url.pathname === "/metrics") return ["metrics", 200, await metrics.registry.metrics()];
-    if (parts[0] !== "v1" || parts[1] !== "features" || parts.length < 3 || parts.length > 4) throw new HttpError(404, "SF_ERR_FEATURES_BAD_REQUEST", `no route ${url.pathname}; see /openapi.json`);
-    const name = parts.length === 4 ? "get" : "batch";
-    if (!tokenMatches(req.headers.authorization, digest)) throw new HttpError(401, "SF_ERR_FEATURES_UNAUTHORIZED", "expected the header Authorization: Bearer <token>");
-    const view = parts[2]!;
-    if (name === "get") {
-      if (req.method !== "GET") throw new HttpError(405, "SF_ERR_FEATURES_BAD_REQUEST", "use GET for one entity");
-      const names = url.query?.get("names")?.split(",").map((s) => s.trim()).filter(Boolean);
-      const [row] = await features.getFeatures(view, [parts[3]!], names);
-      return [name, 200, JSON.stringify({ view, ...row })];
-    }
-    if (req.method !== "POST") throw new HttpError(405, "SF_ERR_FEATURES_BAD_REQUEST", "use POST with {\"ids\": [...]} for a batch");
+  /** The cached plan for (view, names); rebuilt when the registry hands a new definition. */
+  async function plan(viewName: string, names: string | readonly string[] | undefined): Promise<ReadPlan> {
+    const key = `${viewName}?${typeof names === "string" || names === undefined ? (names ?? "") : names.join(",")}`;
+    const view = await features.view(viewName);
+    const cached = plans.get(key);
+    if (cached && cached.view === view) return cached;
+    const list = typeof names === "string" ? names.split(",").map((s) => s.trim()).filter(Boolean) : names;
+    const resolved = await features.resolve(viewName, ["-"], list);
+    if (plans.size >= PLAN_CACHE) plans.clear();
+    const made = readPlan(resolved.view, resolved.names);
+    plans.set(key, made);
+    return made;
+  }
+
+  async function readOne(t: Target): Promise<string> {
+    const p = await plan(t.view, namesParam(t.query));
+    const asOf = Date.now();
+    const reply = await redis.hmget(`${prefix}sf:v1:fv:${p.view.name}:${t.id}`, ...p.fields(asOf));
+    return `{"view":${JSON.stringify(t.view)},${p.entityJson(t.id, reply, asOf).slice(1)}`;
+  }
+
+  async function readMany(t: Target, req: http.IncomingMessage): Promise<string> {
     const { ids, names } = parseBatch(await readBody(req));
-    const rows = await features.getFeatures(view, ids, names);
-    return [name, 200, JSON.stringify({ view, entities: rows })];
+    const p = await plan(t.view, names);
+    const asOf = Date.now();
+    const wanted = p.fields(asOf);
+    const pipe = redis.pipeline();
+    for (const id of ids) pipe.hmget(`${prefix}sf:v1:fv:${p.view.name}:${id}`, ...wanted);
+    const results = await pipe.exec();
+    if (!results) throw new SfError("SF_ERR_SINK_NOT_CONNECTED", "Redis dropped the feature read pipeline");
+    let out = `{"view":${JSON.stringify(t.view)},"entities":[`;
+    for (let i = 0; i < ids.length; i++) {
+      const [err, reply] = results[i]!;
+      if (err) throw err;
+      out += `${i ? "," : ""}${p.entityJson(ids[i]!, reply as (string | null)[], asOf)}`;
+    }
+    return `${out}]}`;
+  }
+
+  async function other(t: Target): Promise<[string, string]> {
+    if (t.pathname === "/healthz") {
+      await redis.ping();
+      return ["healthz", '{"status":"ok"}'];
+    }
+    if (t.pathname === "/openapi.json") return ["openapi", openapi];
+    if (t.pathname === "/metrics") return ["metrics", await metrics.registry.metrics()];
+    throw new HttpError(404, "SF_ERR_FEATURES_BAD_REQUEST", `no route ${t.pathname}; see /openapi.json`);
+  }
+
+  /** The answer for a failure: our HttpErrors and bad requests as they are, anything else is Redis being unreachable. */
+  function failure(err: unknown, routeName: string): [number, ErrorCode, string] {
+    if (err instanceof HttpError) return [err.status, err.code, err.message];
+    if (err instanceof SfError && err.code === "SF_ERR_FEATURES_BAD_REQUEST") return [err.where === "view" ? 404 : 400, err.code, err.message];
+    log?.warn({ err: err instanceof Error ? err.message : String(err), route: routeName }, "feature read failed");
+    return [503, "SF_ERR_SINK_NOT_CONNECTED", "Redis is unreachable; retry later"];
   }
 
   // Metric series resolved once per route and status, not hashed per request.
-  const counter = memo((key: string) => metrics.featureRequests.labels(...(key.split(" ") as [string, string])));
-  const timer = memo((route: string) => metrics.featureSeconds.labels(route));
+  const counters = new Map<string, ReturnType<typeof metrics.featureRequests.labels>>();
+  const counter = (routeName: string, status: number) => {
+    const key = `${routeName} ${status}`;
+    let c = counters.get(key);
+    if (!c) counters.set(key, (c = metrics.featureRequests.labels(routeName, String(status))));
+    return c;
+  };
+  const timers = new Map(["get", "batch", "healthz", "openapi", "metrics", "other"].map((r) => [r, metrics.featureSeconds.labels(r)]));
+  const inFlight = metrics.featureInFlight;
 
-  const server = http.createServer({ noDelay: true, keepAliveTimeout: 65_000 }, (req, res) => {
+  function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const start = performance.now();
-    const url = splitTarget(req.url ?? "/");
-    const send = (routeName: string, status: number, body: string) => {
-      res.writeHead(status, { "content-type": routeName === "metrics" && status === 200 ? metrics.registry.contentType : "application/json", "content-length": Buffer.byteLength(body), ...(status === 401 ? { "www-authenticate": "Bearer" } : {}) });
+    let t: Target | undefined;
+    let routeName = "other";
+    const send = (status: number, body: string, headers?: Record<string, string>) => {
+      const json = routeName !== "metrics" || status !== 200;
+      res.writeHead(status, { "content-type": json ? "application/json" : metrics.registry.contentType, "content-length": Buffer.byteLength(body), ...headers });
       res.end(body);
-      counter(`${routeName} ${status}`).inc();
-      timer(routeName).observe((performance.now() - start) / 1000);
+      counter(routeName, status).inc();
+      timers.get(routeName)!.observe((performance.now() - start) / 1000);
     };
-    const routeName = url.pathname.startsWith("/v1/features/") ? (url.pathname.split("/").length === 5 ? "get" : "batch") : url.pathname === "/healthz" ? "healthz" : url.pathname === "/openapi.json" ? "openapi" : url.pathname === "/metrics" ? "metrics" : "other";
-    route(req, url).then(
-      ([r, status, body]) => send(r, status, body),
+    const fail = (err: unknown) => {
+      const [status, code, message] = failure(err, routeName);
+      send(status, errorBody(code, message), status === 401 ? { "www-authenticate": "Bearer" } : undefined);
+    };
+    try {
+      t = parseTarget(req.url ?? "/");
+    } catch (err) {
+      return fail(err);
+    }
+    if (t.kind === "other") {
+      routeName = ["/healthz", "/openapi.json", "/metrics"].includes(t.pathname) ? t.pathname.slice(1).replace(".json", "") : "other";
+      other(t).then(([, body]) => send(200, body), fail);
+      return;
+    }
+    routeName = t.kind;
+    if (!tokenMatches(req.headers.authorization, digest)) return fail(new HttpError(401, "SF_ERR_FEATURES_UNAUTHORIZED", "expected the header Authorization: Bearer <token>"));
+    if (t.kind === "get" && req.method !== "GET") return fail(new HttpError(405, "SF_ERR_FEATURES_BAD_REQUEST", "use GET for one entity"));
+    if (t.kind === "batch" && req.method !== "POST") return fail(new HttpError(405, "SF_ERR_FEATURES_BAD_REQUEST", "use POST with {\"ids\": [...]} for a batch"));
+    if (pending.size >= maxInFlight) {
+      req.resume();
+      return send(503, errorBody("SF_ERR_FEATURES_OVERLOADED", `the feature server is answering ${maxInFlight} reads already; retry after 1 s`), { "retry-after": "1" });
+    }
+    const p: Pending = {
+      deadline: start + deadlineMs,
+      settled: false,
+      send(status, body, code) {
+        if (p.settled) return;
+        p.settled = true;
+        pending.delete(p);
+        inFlight.dec();
+        if (code) fail(new HttpError(status, code, body));
+        else send(status, body);
+      },
+    };
+    pending.add(p);
+    inFlight.inc();
+    (t.kind === "get" ? readOne(t) : readMany(t, req)).then(
+      (body) => p.send(200, body),
       (err: unknown) => {
-        let status = 503;
-        let code: ErrorCode = "SF_ERR_SINK_NOT_CONNECTED";
-        let message = "Redis is unreachable; retry later";
-        if (err instanceof HttpError) [status, code, message] = [err.status, err.code, err.message];
-        else if (err instanceof SfError && err.code === "SF_ERR_FEATURES_BAD_REQUEST") [status, code, message] = [err.where === "view" ? 404 : 400, err.code, err.message];
-        else log?.warn({ err: err instanceof Error ? err.message : String(err), route: routeName }, "feature read failed");
-        send(routeName, status, JSON.stringify({ error: { code, message } }));
+        if (p.settled) return;
+        const [status, code, message] = failure(err, routeName);
+        p.send(status, message, code);
       },
     );
-  });
+  }
+
+  // The oldest pending read is the first to miss its deadline: the sweep stops at the first one still in time.
+  const sweep = setInterval(() => {
+    const now = performance.now();
+    for (const p of pending) {
+      if (p.deadline > now) break;
+      p.send(504, `no answer within the ${deadlineMs} ms deadline (Redis slow or the server overloaded); retry`, "SF_ERR_FEATURES_DEADLINE");
+    }
+  }, Math.max(1, Math.floor(deadlineMs / 4)));
+  sweep.unref();
+
+  const server = http.createServer({ noDelay: true, keepAliveTimeout: 65_000 }, handle);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port ?? 8090, options.host ?? "0.0.0.0", () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  log?.info({ port }, "feature server listening");
+  log?.info({ port, maxInFlight, deadlineMs }, "feature server listening");
   return {
     port,
     url: `http://127.0.0.1:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
+        clearInterval(sweep);
         server.close(() => resolve());
         server.closeIdleConnections();
       }),
   };
 }
+

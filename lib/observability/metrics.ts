@@ -31,6 +31,7 @@ export class EngineMetrics {
   readonly ready: client.Gauge<"topology">;
   readonly featureRequests: client.Counter<"route" | "status">;
   readonly featureSeconds: client.Histogram<"route">;
+  readonly featureInFlight: client.Gauge;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [(this.registry = new client.Registry())];
@@ -50,6 +51,7 @@ export class EngineMetrics {
     this.ready = new client.Gauge({ name: "streamfleet_topology_ready", help: "1 when the topology's consumer joined its group", labelNames: ["topology"], registers });
     this.featureRequests = new client.Counter({ name: "streamfleet_feature_server_requests_total", help: "Feature server requests by route and HTTP status", labelNames: ["route", "status"], registers });
     this.featureSeconds = new client.Histogram({ name: "streamfleet_feature_server_request_seconds", help: "Feature server request latency", labelNames: ["route"], buckets: FEATURE_BUCKETS, registers });
+    this.featureInFlight = new client.Gauge({ name: "streamfleet_feature_server_in_flight", help: "Feature reads (/v1) the feature server is answering now; at its limit it answers 503", registers });
   }
 
   /** Pre-labelled handles for one topology, built once so the hot path does no lookups. */
