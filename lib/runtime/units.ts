@@ -32,6 +32,8 @@ export interface OpenUnit {
   readonly generation: number;
   /** Every record kept (after a replay overlapped an earlier write in part): closed after each batch. */
   readonly exact: boolean;
+  /** The partition's first unit since it was assigned: closed after its first batch, so output and the first commit come at once. */
+  readonly firstOfGeneration: boolean;
   readonly combining: CombiningSink[];
   readonly dead: DeadLetter[];
   readonly reached: Reached[];
@@ -61,6 +63,8 @@ export class CommitUnits {
   private readonly chains = new Map<string, Promise<void>>();
   /** Per partition: read in exact mode up to this offset (a replay overlapped an earlier write in part). */
   private readonly exactUntil = new Map<string, bigint>();
+  /** Per partition: the generation of its last closed unit. */
+  private readonly closedIn = new Map<string, number>();
 
   constructor(limits: UnitLimits, now: () => number) {
     this.limits = limits;
@@ -87,7 +91,8 @@ export class CommitUnits {
     const until = this.exactUntil.get(key);
     const exact = until !== undefined && BigInt(first.offset) <= until;
     if (until !== undefined && !exact) this.exactUntil.delete(key);
-    const unit: OpenUnit = { key, generation: batch.generation, exact, combining: combining(exact), dead: [], reached: [], first: first.offset, last: first, batch, records: 0, opened: this.now() };
+    const fresh = this.closedIn.get(key) !== batch.generation;
+    const unit: OpenUnit = { key, generation: batch.generation, exact, firstOfGeneration: fresh, combining: combining(exact), dead: [], reached: [], first: first.offset, last: first, batch, records: 0, opened: this.now() };
     this.units.set(key, unit);
     return unit;
   }
@@ -102,7 +107,7 @@ export class CommitUnits {
   }
 
   due(unit: OpenUnit): boolean {
-    return unit.exact || unit.records >= this.limits.maxRecords || this.now() - unit.opened >= this.limits.intervalMs;
+    return unit.exact || unit.firstOfGeneration || unit.records >= this.limits.maxRecords || this.now() - unit.opened >= this.limits.intervalMs;
   }
 
   /** Drops a unit uncommitted; its records are fetched again from its first offset. */
@@ -120,6 +125,7 @@ export class CommitUnits {
 
   closed(unit: OpenUnit): void {
     if (this.units.get(unit.key) === unit) this.units.delete(unit.key);
+    this.closedIn.set(unit.key, unit.generation);
   }
 
   /** Runs fn on every open unit that is due by age (every one when `all`), each in its partition's turn. */
