@@ -2,9 +2,10 @@
  * Commit units: what a partition has taken since its last commit. A unit spans one or more
  * fetched batches; their offsets are resolved as they are taken (the next fetch goes on) and
  * committed together when the unit closes, after every sink acknowledged them. Small
- * fetches keep memory bounded; a unit spanning many of them lets a combining sink merge a
- * lot into one write (Kafka Streams' commit interval, with the same guarantee: nothing is
- * committed that a sink has not acknowledged).
+ * fetches keep memory bounded; while a partition has a backlog, a unit spanning many of
+ * them lets a combining sink merge a lot into one write (Kafka Streams' commit interval,
+ * with the same guarantee: nothing is committed that a sink has not acknowledged); once
+ * the partition is caught up, every fetch commits at once.
  */
 import { BatchAbandoned } from "./batch-control.ts";
 import type { DeadLetter, RecordOrigin, Sink, SinkBatch, SourceBatch, SourceMessage, StreamRecord } from "./contracts.ts";
@@ -43,6 +44,8 @@ export interface OpenUnit {
   batch: SourceBatch;
   records: number;
   readonly opened: number;
+  /** The last batch reached the partition's end as fetched (nothing more to take right now). */
+  caughtUp: boolean;
 }
 
 export interface UnitLimits {
@@ -92,7 +95,7 @@ export class CommitUnits {
     const exact = until !== undefined && BigInt(first.offset) <= until;
     if (until !== undefined && !exact) this.exactUntil.delete(key);
     const fresh = this.closedIn.get(key) !== batch.generation;
-    const unit: OpenUnit = { key, generation: batch.generation, exact, firstOfGeneration: fresh, combining: combining(exact), dead: [], reached: [], first: first.offset, last: first, batch, records: 0, opened: this.now() };
+    const unit: OpenUnit = { key, generation: batch.generation, exact, firstOfGeneration: fresh, combining: combining(exact), dead: [], reached: [], first: first.offset, last: first, batch, records: 0, opened: this.now(), caughtUp: false };
     this.units.set(key, unit);
     return unit;
   }
@@ -104,10 +107,16 @@ export class CommitUnits {
     unit.last = last;
     unit.batch = batch;
     unit.records += batch.messages.length;
+    unit.caughtUp = BigInt(last.offset) + 1n >= BigInt(batch.highWatermark);
   }
 
+  /**
+   * A unit closes after its first batch since assignment, in exact mode after each batch,
+   * once the partition is caught up (waiting would only delay what is there: a stream that
+   * keeps up commits every fetch, a backlog fills units), and otherwise by records or age.
+   */
   due(unit: OpenUnit): boolean {
-    return unit.exact || unit.firstOfGeneration || unit.records >= this.limits.maxRecords || this.now() - unit.opened >= this.limits.intervalMs;
+    return unit.exact || unit.firstOfGeneration || unit.caughtUp || unit.records >= this.limits.maxRecords || this.now() - unit.opened >= this.limits.intervalMs;
   }
 
   /** Drops a unit uncommitted; its records are fetched again from its first offset. */

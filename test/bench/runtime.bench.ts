@@ -17,6 +17,12 @@ import { createLogger } from "../../lib/observability/logger.ts";
 import { benchEnv, machine, rate } from "./support.ts";
 
 const N = Number(process.argv[2] ?? 300_000);
+
+/** BENCH_SOURCE=max_bytes_per_partition=1048576,commit_interval_ms=0: source settings other than the model's defaults. */
+function sourceSettings(): Record<string, number> {
+  const pairs = (process.env.BENCH_SOURCE ?? "").split(",").filter(Boolean);
+  return Object.fromEntries(pairs.map((p) => [p.split("=")[0]!, Number(p.split("=")[1])]));
+}
 const env = benchEnv();
 const FIX = path.resolve(import.meta.dirname, "../fixtures");
 const run = Date.now().toString(36);
@@ -100,7 +106,7 @@ async function topology(name: string, sink: Record<string, unknown>): Promise<nu
     stringify({
       name: `bench-${run2}-${name}`,
       // BENCH_SLICE=n sets source.max_batch_records (default: the model's).
-      source: { topics: [input], ...(process.env.BENCH_SLICE ? { max_batch_records: Number(process.env.BENCH_SLICE) } : {}) },
+      source: { topics: [input], ...(process.env.BENCH_SLICE ? { max_batch_records: Number(process.env.BENCH_SLICE) } : {}), ...sourceSettings() },
       codec: { value: { type: "avro", schema: path.join(FIX, "schemas/order.avsc") } },
       steps: [{ transform: { module: path.join(FIX, "transforms.ts"), export: "enrich" } }],
       sinks: [sink],

@@ -13,7 +13,7 @@ function batch(from: number, to: number, generation = 1) {
     topic: "t",
     partition: 0,
     messages,
-    highWatermark: String(to + 1),
+    highWatermark: String(to + 100), // a backlog: more to fetch
     generation,
     resolveOffset: (o) => void asked.resolved.push(o),
     commitThrough: async () => {},
@@ -27,6 +27,20 @@ function batch(from: number, to: number, generation = 1) {
 }
 
 describe("commit units", () => {
+  it("closes a unit as soon as the partition is caught up", () => {
+    const units = new CommitUnits({ intervalMs: 1000, maxRecords: 1000 }, () => 0);
+    const a = batch(0, 9);
+    units.closed(units.open(a.b, none));
+    const b = batch(10, 19);
+    const u = units.open(b.b, none);
+    units.took(u, b.b);
+    expect(units.due(u)).toBe(false);
+    const c = batch(20, 29);
+    c.b.highWatermark = "30"; // the last record fetched is the partition's last
+    units.took(u, c.b);
+    expect(units.due(u)).toBe(true);
+  });
+
   const none = () => [];
 
   it("spans fetched batches until due by records or age; the partition's first unit closes after one batch", () => {
