@@ -10,6 +10,7 @@ import { buildCatalogue } from "../topology/model.ts";
 import { Connections } from "./connections.ts";
 import type { ConnectorDescriptor, StreamPlatform } from "./contracts.ts";
 import { TopologyRunner } from "./runner.ts";
+import { withFetchLimits } from "./source-fetch.ts";
 
 /** One dependency's health (the admin server's /health entries). */
 export interface ComponentHealth {
@@ -54,7 +55,7 @@ export class Fleet {
     const provider = this.catalogue.connectors.find((c) => c.platform);
     if (!provider?.platform) throw new Error("no registered connector provides the stream platform");
     this.platform = provider.platform(this.connections, this.logger);
-    const deps = { platform: this.platform, catalogue: this.catalogue, connections: this.connections, codecs: this.codecs, metrics: this.metrics, logger: this.logger };
+    const deps = { platform: withFetchLimits(this.platform, topologies), catalogue: this.catalogue, connections: this.connections, codecs: this.codecs, metrics: this.metrics, logger: this.logger };
     this.runners = topologies.map((t) => new TopologyRunner(t, deps));
   }
 

@@ -33,6 +33,12 @@ export function buildCatalogue(connectors: readonly ConnectorDescriptor[]): Cata
 
 const NAME = /^[a-z0-9][a-z0-9._-]*$/;
 
+/**
+ * The source's fetch sizes by default: what a worker draining a backlog holds at once
+ * (BENCHMARKS.md, "memory under a backlog"; kafkajs's own defaults are 1 MiB and 10 MiB).
+ */
+export const FETCH_DEFAULTS = { maxBytesPerPartition: 256 * 1024, maxBytesPerFetch: 1024 * 1024 } as const;
+
 export const sourceSchema = z
   .object({
     topics: z.array(z.string().min(1)).min(1).optional().describe("Topics to consume"),
@@ -47,6 +53,24 @@ export const sourceSchema = z
       .max(100_000)
       .default(500)
       .describe("Records taken through steps and sinks together; a larger fetched batch goes through in slices of this size, committed once"),
+    max_bytes_per_partition: z
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024)
+      .default(FETCH_DEFAULTS.maxBytesPerPartition)
+      .describe(
+        "Bytes fetched from one partition at once (Kafka's max.partition.fetch.bytes). What a worker holds while it catches up grows with it: decoded, a fetched batch takes about 15 times its size in memory. Smaller fetches bound memory and bring the first commit sooner; each fetch is one round trip to the broker. A record batch larger than this still comes whole",
+      ),
+    max_bytes_per_fetch: z
+      .number()
+      .int()
+      .min(1024)
+      .max(256 * 1024 * 1024)
+      .default(FETCH_DEFAULTS.maxBytesPerFetch)
+      .describe(
+        "Bytes one fetch from a broker brings for all of its partitions together (Kafka's fetch.max.bytes). One fetch per broker is in flight, and the next starts once its batches were taken: with many partitions per worker, this bounds what is held at once",
+      ),
     commit_interval_ms: z
       .number()
       .int()

@@ -65,6 +65,12 @@ function markSteps(fleet: Fleet): void {
   };
 }
 
+/** BENCH_SOURCE=max_bytes_per_partition=65536,concurrency=3: source settings other than the model's defaults. */
+function sourceSettings(): Record<string, number> {
+  const pairs = (process.env.BENCH_SOURCE ?? "").split(",").filter(Boolean);
+  return Object.fromEntries(pairs.map((p) => [p.split("=")[0]!, Number(p.split("=")[1])]));
+}
+
 /** Info logs of start-up ("joined consumer group", "topology started") become marks. */
 function markingLogger() {
   const stream = new Writable({
@@ -89,7 +95,7 @@ async function run(config: ChildConfig) {
     path.join(dir, `${name}.yaml`),
     stringify({
       name,
-      source: { topics: [config.topic], group: config.group },
+      source: { topics: [config.topic], group: config.group, ...sourceSettings() },
       codec: { value: { type: "avro", schema: config.schemaPath } },
       sinks: [sink(config)],
     }),

@@ -3,7 +3,8 @@ import type { Kafka, Producer } from "kafkajs";
 import type { Logger } from "pino";
 import { SfError } from "../../errors.ts";
 import type { Connections } from "../../runtime/connections.ts";
-import type { ComponentContext, DeadLetterWriter, ReplayResult, Source, SourceOptions, StreamPlatform } from "../../runtime/contracts.ts";
+import type { ComponentContext, DeadLetterWriter, ReplayResult, Source, StreamPlatform } from "../../runtime/contracts.ts";
+import type { FetchingSourceOptions } from "../../runtime/source-fetch.ts";
 import { createKafka } from "./client.ts";
 import { KafkaDeadLetters } from "./dead-letters.ts";
 import { replayDeadLetters } from "./replay.ts";
@@ -51,7 +52,7 @@ export class KafkaPlatform implements StreamPlatform {
     this.logger = logger;
   }
 
-  source(options: SourceOptions, ctx: ComponentContext): Source {
+  source(options: FetchingSourceOptions, ctx: ComponentContext): Source {
     const { kafka } = entry(this.connections, options.connection, this.logger);
     return new KafkaSource(kafka, options, ctx.logger, ctx.metrics.forTopology(ctx.topology));
   }

@@ -1,6 +1,8 @@
 import type { Consumer, Kafka, KafkaMessage } from "kafkajs";
 import type { Logger } from "pino";
-import type { Source, SourceBatch, SourceMessage, SourceOptions } from "../../runtime/contracts.ts";
+import type { Source, SourceBatch, SourceMessage } from "../../runtime/contracts.ts";
+import type { FetchingSourceOptions } from "../../runtime/source-fetch.ts";
+import { FETCH_DEFAULTS } from "../../topology/model.ts";
 import type { TopologyMetrics } from "../../observability/metrics.ts";
 import { clusterTag } from "./cluster.ts";
 
@@ -8,7 +10,7 @@ import { clusterTag } from "./cluster.ts";
 export class KafkaSource implements Source {
   private readonly consumer: Consumer;
   private readonly kafka: Kafka;
-  private readonly options: SourceOptions;
+  private readonly options: FetchingSourceOptions;
   private readonly logger: Logger;
   private readonly metrics: TopologyMetrics;
   private joined = false;
@@ -21,7 +23,7 @@ export class KafkaSource implements Source {
   /** Counts group joins: fetching starts again from the committed offsets after each. */
   private generation = 0;
 
-  constructor(kafka: Kafka, options: SourceOptions, logger: Logger, metrics: TopologyMetrics) {
+  constructor(kafka: Kafka, options: FetchingSourceOptions, logger: Logger, metrics: TopologyMetrics) {
     this.kafka = kafka;
     this.options = options;
     this.logger = logger;
@@ -30,7 +32,10 @@ export class KafkaSource implements Source {
       groupId: options.group,
       sessionTimeout: options.sessionTimeoutMs,
       heartbeatInterval: 3_000,
-      maxBytesPerPartition: options.maxBytesPerPartition ?? 1024 * 1024,
+      // What a fetch brings bounds what is held at once: one fetch per broker in flight, its batches
+      // taken before the next (see `source.max_bytes_per_partition` in lib/topology/model.ts).
+      maxBytesPerPartition: options.maxBytesPerPartition ?? FETCH_DEFAULTS.maxBytesPerPartition,
+      maxBytes: options.maxBytesPerFetch ?? FETCH_DEFAULTS.maxBytesPerFetch,
       // An idle fetch waits at most 1 s (kafkajs default 5 s), so a stop drains within about a second.
       maxWaitTimeInMs: 1000,
       // Refresh metadata every 30 s (kafkajs default 5 min): new partitions and pattern topics are seen soon.
