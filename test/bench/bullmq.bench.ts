@@ -6,7 +6,7 @@
 import crypto from "node:crypto";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { bullmqSink } from "../../lib/connectors/bullmq/sink.ts";
+import { bullmqSink } from "../../lib/connectors/bullmq/index.ts";
 import { Connections } from "../../lib/runtime/connections.ts";
 import type { StreamRecord } from "../../lib/runtime/contracts.ts";
 import { makeContext, makeRecord } from "../support/records.ts";

@@ -6,7 +6,7 @@
  */
 import crypto from "node:crypto";
 import pg from "pg";
-import { postgresSink } from "../../lib/connectors/postgres/sink.ts";
+import { postgresSink } from "../../lib/connectors/postgres/index.ts";
 import { Connections } from "../../lib/runtime/connections.ts";
 import type { StreamRecord } from "../../lib/runtime/contracts.ts";
 import { makeContext, makeRecord } from "../support/records.ts";

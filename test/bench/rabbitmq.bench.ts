@@ -6,7 +6,7 @@
  */
 import crypto from "node:crypto";
 import amqp from "amqplib";
-import { rabbitmqSink } from "../../lib/connectors/rabbitmq/sink.ts";
+import { rabbitmqSink } from "../../lib/connectors/rabbitmq/index.ts";
 import { Connections } from "../../lib/runtime/connections.ts";
 import type { StreamRecord } from "../../lib/runtime/contracts.ts";
 import { makeContext, makeRecord } from "../support/records.ts";

@@ -1,8 +1,8 @@
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { bullmq } from "../../lib/connectors/bullmq/index.ts";
-import { bullmqSink, sanitizeJobId } from "../../lib/connectors/bullmq/sink.ts";
+import { bullmq, bullmqSink } from "../../lib/connectors/bullmq/index.ts";
+import { sanitizeJobId } from "../../lib/connectors/bullmq/sink.ts";
 import { Connections } from "../../lib/runtime/connections.ts";
 import { SfError } from "../../lib/errors.ts";
 import type { Sink } from "../../lib/runtime/contracts.ts";

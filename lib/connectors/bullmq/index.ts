@@ -1,10 +1,17 @@
-import type { ConnectorDescriptor } from "../../runtime/contracts.ts";
-import { bullmqHealth } from "./health.ts";
-import { bullmqSink } from "./sink.ts";
+import type { ComponentSpec, ConnectorDescriptor, Sink } from "../../runtime/contracts.ts";
+import { bullmqSinkSchema } from "./config.ts";
+import type { BullmqSinkConfig } from "./config.ts";
+
+/** Sink spec `bullmq`. Its implementation, and bullmq itself, load only when a topology creates one. */
+export const bullmqSink: ComponentSpec<BullmqSinkConfig, Sink> = {
+  schema: bullmqSinkSchema,
+  description: "Dispatches each record as a BullMQ job (one addBulk per batch); the job id comes from the record so a replay adds no second job.",
+  create: async (config, ctx) => (await import("./sink.ts")).createBullmqSink(config, ctx),
+};
 
 /** BullMQ: dispatches records as jobs (sink type `bullmq`). */
 export const bullmq = {
   name: "bullmq",
   sinks: { bullmq: bullmqSink },
-  health: bullmqHealth,
+  health: async (connections, signal) => (await import("./health.ts")).bullmqHealth(connections, signal),
 } satisfies ConnectorDescriptor;

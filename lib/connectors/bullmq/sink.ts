@@ -2,9 +2,8 @@ import { Queue } from "bullmq";
 import type { JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import { SfError, errorMessage } from "../../errors.ts";
-import type { ComponentSpec, RecordFailure, Sink, StreamRecord } from "../../runtime/contracts.ts";
+import type { ComponentContext, RecordFailure, Sink, StreamRecord } from "../../runtime/contracts.ts";
 import { compileTemplate, compileValue } from "../../topology/template.ts";
-import { bullmqSinkSchema } from "./config.ts";
 import type { BullmqSinkConfig } from "./config.ts";
 import { redisClient } from "./connection.ts";
 
@@ -114,11 +113,7 @@ export class BullmqSink implements Sink {
   }
 }
 
-/** Sink spec `bullmq`. */
-export const bullmqSink: ComponentSpec<BullmqSinkConfig, Sink> = {
-  schema: bullmqSinkSchema,
-  description: "Dispatches each record as a BullMQ job (one addBulk per batch); the job id comes from the record so a replay adds no second job.",
-  create(config, ctx) {
-    return new BullmqSink(config, ctx.component, redisClient(ctx.connections, config.connection, true));
-  },
-};
+/** Creates a `bullmq` sink (its spec, in index.ts, loads this file the first time a topology needs one). */
+export function createBullmqSink(config: BullmqSinkConfig, ctx: ComponentContext): Sink {
+  return new BullmqSink(config, ctx.component, redisClient(ctx.connections, config.connection, true));
+}

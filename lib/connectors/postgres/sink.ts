@@ -1,9 +1,8 @@
 import pg from "pg";
 import { readAvsc } from "../../codecs/avro.ts";
 import { SfError, errorMessage } from "../../errors.ts";
-import type { ComponentContext, ComponentSpec, RecordFailure, Sink, StreamRecord } from "../../runtime/contracts.ts";
+import type { ComponentContext, RecordFailure, Sink, StreamRecord } from "../../runtime/contracts.ts";
 import { compileValue } from "../../topology/template.ts";
-import { postgresSinkSchema } from "./config.ts";
 import type { PostgresSinkConfig } from "./config.ts";
 import { pgTarget } from "./connection.ts";
 import type { PgTarget } from "./connection.ts";
@@ -170,18 +169,7 @@ export class PostgresSink implements Sink {
   }
 }
 
-/** Sink spec `postgres`. */
-export const postgresSink: ComponentSpec<PostgresSinkConfig, Sink> = {
-  schema: postgresSinkSchema,
-  description: "Appends records to a PostgreSQL table whose columns come from an Avro schema; multi-row insert per batch, ON CONFLICT DO NOTHING on the record key.",
-  create: (config, ctx) => new PostgresSink(config, ctx),
-  verify(config, ctx) {
-    if (!config.schema) return [];
-    try {
-      readAvsc(config.schema, ctx.baseDir);
-      return [];
-    } catch (err) {
-      return [{ path: ["schema"], message: errorMessage(err) }];
-    }
-  },
-};
+/** Creates a `postgres` sink (its spec, in index.ts, loads this file the first time a topology needs one). */
+export function createPostgresSink(config: PostgresSinkConfig, ctx: ComponentContext): Sink {
+  return new PostgresSink(config, ctx);
+}

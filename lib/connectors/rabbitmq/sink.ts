@@ -1,8 +1,7 @@
 import type { ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from "amqplib";
 import { SfError, errorMessage } from "../../errors.ts";
-import type { ComponentContext, ComponentSpec, RecordFailure, Sink, StreamRecord } from "../../runtime/contracts.ts";
+import type { ComponentContext, RecordFailure, Sink, StreamRecord } from "../../runtime/contracts.ts";
 import { compileTemplate, compileValue } from "../../topology/template.ts";
-import { rabbitmqSinkSchema } from "./config.ts";
 import type { RabbitmqSinkConfig } from "./config.ts";
 import { amqpTarget, connectAmqp } from "./connection.ts";
 import type { AmqpTarget } from "./connection.ts";
@@ -228,9 +227,7 @@ export class RabbitmqSink implements Sink {
   }
 }
 
-/** Sink spec `rabbitmq`. */
-export const rabbitmqSink: ComponentSpec<RabbitmqSinkConfig, Sink> = {
-  schema: rabbitmqSinkSchema,
-  description: "Publishes each record as a persistent message on a confirm channel; a batch succeeds only when the broker confirmed all of it, routed.",
-  create: (config, ctx) => new RabbitmqSink(config, ctx),
-};
+/** Creates a `rabbitmq` sink (its spec, in index.ts, loads this file the first time a topology needs one). */
+export function createRabbitmqSink(config: RabbitmqSinkConfig, ctx: ComponentContext): Sink {
+  return new RabbitmqSink(config, ctx);
+}
