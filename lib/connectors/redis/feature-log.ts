@@ -109,7 +109,7 @@ class FoldedEntity implements EntityPart {
   count = 0;
   private first = "";
   private firstSeq = 0;
-  private last = "";
+  private lastOrigin: RecordOrigin | undefined;
   private lastSeq = 0;
   private readonly updates: (Merged | undefined)[];
 
@@ -122,13 +122,14 @@ class FoldedEntity implements EntityPart {
   }
 
   add(origin: RecordOrigin, t: number, values: readonly unknown[]): void {
-    // records one offset produced (a step fanned out) are adjacent: number them per entity
-    const seq = this.count > 0 && this.last === origin.offset ? this.lastSeq + 1 : 0;
+    // records one offset produced (a step fanned out) are adjacent and share their origin
+    // object: number them per entity
+    const seq = this.lastOrigin === origin ? this.lastSeq + 1 : 0;
     if (this.count++ === 0) {
       this.first = origin.offset;
       this.firstSeq = seq;
     }
-    this.last = origin.offset;
+    this.lastOrigin = origin;
     this.lastSeq = seq;
     const add = this.view.accumulate;
     const updates = this.updates;
@@ -144,7 +145,7 @@ class FoldedEntity implements EntityPart {
   }
 
   position(args: Array<string | number>): void {
-    args.push(this.watermark, this.first, this.firstSeq, this.last, this.lastSeq);
+    args.push(this.watermark, this.first, this.firstSeq, this.lastOrigin!.offset, this.lastSeq);
   }
 }
 
@@ -174,7 +175,7 @@ export class ExactEntity implements EntityPart {
 
   add(origin: RecordOrigin, t: number, values: readonly unknown[]): void {
     const i = this.origins.length;
-    this.seqs.push(i > 0 && this.origins[i - 1]!.offset === origin.offset ? this.seqs[i - 1]! + 1 : 0);
+    this.seqs.push(i > 0 && this.origins[i - 1] === origin ? this.seqs[i - 1]! + 1 : 0);
     this.origins.push(origin);
     this.ts.push(t);
     for (const v of values) this.vs.push(v);
