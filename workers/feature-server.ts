@@ -5,8 +5,10 @@
  * FEATURE_SERVER_TOKEN or FEATURE_SERVER_TOKEN_FILE (required), FEATURE_SERVER_PORT
  * (default 8090), FEATURE_SERVER_KEY_PREFIX (the sinks' key_prefix, default empty),
  * FEATURE_SERVER_MAX_IN_FLIGHT (reads answered at once before 503 + Retry-After, default 256),
- * FEATURE_SERVER_DEADLINE_MS (504 after that long, default 250), LOG_LEVEL. Views are read from the registry the redis.features sinks write.
+ * FEATURE_SERVER_DEADLINE_MS (504 after that long, default 250), FEATURE_SERVER_SEMI_SPACE_MB
+ * (V8 young generation, default 4: see feature-server-gc.ts), LOG_LEVEL. Views are read from the registry the redis.features sinks write.
  */
+import "./feature-server-gc.ts";
 import { createRedis } from "../lib/connectors/redis/client.ts";
 import { startFeatureServer } from "../lib/features/server.ts";
 import { createLogger } from "../lib/observability/logger.ts";
