@@ -181,6 +181,8 @@ export interface SourceBatch {
    * offsets, so whatever was taken but not committed in an earlier generation is read again.
    */
   generation: number;
+  /** The group generation now (a batch's own `generation` is the one it was fetched in). */
+  currentGeneration(): number;
   heartbeat(): Promise<void>;
   isRunning(): boolean;
   isStale(): boolean;

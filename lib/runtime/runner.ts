@@ -248,7 +248,12 @@ export class TopologyRunner {
         this.logger.warn({ topic: d.origin.topic, partition: d.origin.partition, offset: d.origin.offset, code: d.code, step: d.step, dlq: this.dlqTopic }, `record sent to the DLQ: ${d.message}`);
       }
     }
-    await ctl.untilDone("offset commit", () => unit.batch.commitThrough(unit.last.offset));
+    await ctl.untilDone("offset commit", async () => {
+      // The group rebalanced since the unit opened: its partition may be another worker's now,
+      // and this worker reads from the committed offset again. Commit nothing.
+      if (unit.batch.currentGeneration() !== unit.generation) throw this.units.abandon(unit);
+      await unit.batch.commitThrough(unit.last.offset);
+    });
     this.units.closed(unit);
     // Counted once committed: a unit abandoned by a stop is counted when it is read again.
     const now = this.now();

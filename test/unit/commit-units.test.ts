@@ -15,6 +15,7 @@ function batch(from: number, to: number, generation = 1) {
     messages,
     highWatermark: String(to + 100), // a backlog: more to fetch
     generation,
+    currentGeneration: () => generation,
     resolveOffset: (o) => void asked.resolved.push(o),
     commitThrough: async () => {},
     seek: (o) => void asked.seeks.push(o),

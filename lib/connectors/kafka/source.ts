@@ -96,6 +96,7 @@ export class KafkaSource implements Source {
           commitThrough: (o) => p.commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(BigInt(o) + 1n) }] }] }),
           seek: (o) => this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: o }),
           generation: this.generation,
+          currentGeneration: () => this.generation,
           heartbeat: () => p.heartbeat(),
           isRunning: () => p.isRunning(),
           isStale: () => p.isStale(),
