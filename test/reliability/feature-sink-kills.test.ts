@@ -33,20 +33,17 @@ function event(i: number) {
   return { user: `u${i % USERS}`, amount: (i % 13) - 4, score: (i * 7919) % 1000, cat: `c${i % 11}`, at };
 }
 
-async function totalCount(): Promise<number> {
+async function totalCount(view = VIEW): Promise<number> {
   const p = redis.pipeline();
-  for (let u = 0; u < USERS; u++) p.hget(`${scope.keyPrefix}sf:v1:fv:${VIEW}:u${u}`, "count");
+  for (let u = 0; u < USERS; u++) p.hget(`${scope.keyPrefix}sf:v1:fv:${view}:u${u}`, "count");
   const res = (await p.exec()) ?? [];
   return res.reduce((a, [, v]) => a + Number(v ?? 0), 0);
 }
 
-describeStack("redis.features under SIGKILL", () => {
-  it("a worker killed three times mid-run leaves every counter, sum, max and latest exact", async () => {
-    const input = scope.topic("in");
-    await scope.createTopics([input], 3);
-    const dir = writeTopologies([
+function topologyDir(input: string, name: string, view = VIEW): string {
+  return writeTopologies([
       {
-        name: `${scope.id}-features`,
+        name,
         source: { topics: [input], session_timeout_ms: 8000 },
         codec: { value: { type: "json" } },
         // about a millisecond a record, so the kills land mid-stream (and mid-batch)
@@ -57,7 +54,7 @@ describeStack("redis.features under SIGKILL", () => {
             key_prefix: scope.keyPrefix,
             views: [
               {
-                name: VIEW,
+                name: view,
                 entity: "user",
                 key: "{user}",
                 event_time: "at",
@@ -72,24 +69,62 @@ describeStack("redis.features under SIGKILL", () => {
             ],
           },
         ],
-        errors: { dlq: { topic: scope.topic("dlq") } },
+        errors: { dlq: { topic: scope.topic(`${name}-dlq`) } },
       },
     ]);
+}
+
+/** Produces the N events in chunks, slowly, so workers die and stall while records keep arriving. */
+async function produceSlowly(input: string): Promise<void> {
+  const producer = scope.producer();
+  await producer.connect();
+  for (let start = 0; start < N; start += 300) {
+    const messages = Array.from({ length: Math.min(300, N - start) }, (_, j) => {
+      const e = event(start + j);
+      return { key: e.user, value: JSON.stringify(e) };
+    });
+    await producer.send({ topic: input, messages });
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  await producer.disconnect();
+}
+
+/** Every user's count, sum, max, latest and windows in Redis equal the producer's, exactly. */
+async function expectExact(view: string): Promise<void> {
+  const want = new Map<string, Want>();
+  for (let i = 0; i < N; i++) {
+    const e = event(i);
+    const w = want.get(e.user) ?? { count: 0, sum: 0, max: -Infinity, latest: "", latestAt: -Infinity };
+    w.count++;
+    w.sum += e.amount;
+    w.max = Math.max(w.max, e.score);
+    if (e.at >= w.latestAt) [w.latest, w.latestAt] = [e.cat, e.at];
+    want.set(e.user, w);
+  }
+  for (const [user, w] of want) {
+    const h = await redis.hgetall(`${scope.keyPrefix}sf:v1:fv:${view}:${user}`);
+    expect({ user, count: Number(h.count), sum: Number(h.sum ?? 0), max: Number(h.max_score), latest: JSON.parse(h.last_cat!) as string, latestAt: Number(h["last_cat@t"]) }).toEqual({
+      user,
+      count: w.count,
+      sum: w.sum,
+      max: w.max,
+      latest: w.latest,
+      latestAt: w.latestAt,
+    });
+    const windows = Object.entries(h).filter(([k]) => k.startsWith("per_hour|"));
+    expect(windows.reduce((a, [, v]) => a + Number(v), 0), `${user}: window counts`).toBe(w.count);
+  }
+}
+
+describeStack("redis.features under SIGKILL and a stalled worker", () => {
+  it("a worker killed three times mid-run leaves every counter, sum, max and latest exact", async () => {
+    const input = scope.topic("in");
+    await scope.createTopics([input], 3);
+    const dir = topologyDir(input, `${scope.id}-features`);
 
     // Records keep arriving while workers die, so a replayed batch ends elsewhere than the
     // first try: replays overlap earlier writes whole and in part.
-    const producer = scope.producer();
-    await producer.connect();
-    const producing = (async () => {
-      for (let start = 0; start < N; start += 300) {
-        const messages = Array.from({ length: Math.min(300, N - start) }, (_, j) => {
-          const e = event(start + j);
-          return { key: e.user, value: JSON.stringify(e) };
-        });
-        await producer.send({ topic: input, messages });
-        await new Promise((r) => setTimeout(r, 150));
-      }
-    })();
+    const producing = produceSlowly(input);
 
     for (const share of [0.15, 0.4, 0.65]) {
       const worker = spawnWorker(dir);
@@ -99,7 +134,6 @@ describeStack("redis.features under SIGKILL", () => {
     }
     expect(await totalCount()).toBeLessThan(N);
     await producing;
-    await producer.disconnect();
     const last = spawnWorker(dir);
     try {
       await waitUntil(async () => (await totalCount()) >= N, 180_000, `all ${N} records counted`);
@@ -109,28 +143,34 @@ describeStack("redis.features under SIGKILL", () => {
       await last.exited;
     }
 
-    const want = new Map<string, Want>();
-    for (let i = 0; i < N; i++) {
-      const e = event(i);
-      const w = want.get(e.user) ?? { count: 0, sum: 0, max: -Infinity, latest: "", latestAt: -Infinity };
-      w.count++;
-      w.sum += e.amount;
-      w.max = Math.max(w.max, e.score);
-      if (e.at >= w.latestAt) [w.latest, w.latestAt] = [e.cat, e.at];
-      want.set(e.user, w);
+    await expectExact(VIEW);
+  }, 420_000);
+
+  it("a worker stopped (SIGSTOP) past its session timeout while another takes over, then resumed, double-counts nothing", async () => {
+    const input = scope.topic("zin");
+    await scope.createTopics([input], 3);
+    const view = `${VIEW}_z`;
+    const dir = topologyDir(input, `${scope.id}-zombie`, view);
+    const producing = produceSlowly(input);
+    const a = spawnWorker(dir);
+    const b = spawnWorker(dir);
+    try {
+      await waitUntil(async () => (await totalCount(view)) >= N * 0.2, 120_000, "20 % of the counts written");
+      // A stalls with whatever it has taken and not committed; past the 8 s session timeout
+      // B owns every partition and reads A's uncommitted records again.
+      a.child.kill("SIGSTOP");
+      await new Promise((r) => setTimeout(r, 12_000));
+      a.child.kill("SIGCONT"); // A wakes up: it may still write what it held, then rejoins
+      await producing;
+      await waitUntil(async () => (await totalCount(view)) >= N, 180_000, `all ${N} records counted`);
+      await new Promise((r) => setTimeout(r, 3000)); // a double count would show up by now
+    } finally {
+      for (const w of [a, b]) {
+        w.child.kill("SIGCONT");
+        w.child.kill("SIGTERM");
+        await w.exited;
+      }
     }
-    for (const [user, w] of want) {
-      const h = await redis.hgetall(`${scope.keyPrefix}sf:v1:fv:${VIEW}:${user}`);
-      expect({ user, count: Number(h.count), sum: Number(h.sum), max: Number(h.max_score), latest: JSON.parse(h.last_cat!) as string, latestAt: Number(h["last_cat@t"]) }).toEqual({
-        user,
-        count: w.count,
-        sum: w.sum,
-        max: w.max,
-        latest: w.latest,
-        latestAt: w.latestAt,
-      });
-      const windows = Object.entries(h).filter(([k]) => k.startsWith("per_hour|"));
-      expect(windows.reduce((a, [, v]) => a + Number(v), 0), `${user}: window counts`).toBe(w.count);
-    }
+    await expectExact(view);
   }, 420_000);
 });
