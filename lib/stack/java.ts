@@ -4,16 +4,15 @@ import fs from "node:fs";
 import path from "node:path";
 import { which } from "./daemon.ts";
 import { StackError } from "./errors.ts";
+import { missingToolsLine } from "./tools.ts";
+
+/** What a user without Java can do instead of installing it. */
+export const JAVA_ALTERNATIVES = "or set STREAMFLEET_STACK=docker, or point KAFKA_BROKERS/SCHEMA_REGISTRY_URL at running servers";
 
 /** Fails with a fix-it line unless Java 17+ is on PATH. */
 export function requireJava(): string {
   const java = which("java");
-  if (!java) {
-    throw new StackError(
-      "SF_ERR_STACK_NO_JAVA",
-      "Java 17+ is not on PATH: install it (e.g. `apt-get install openjdk-17-jre-headless`), or set STREAMFLEET_STACK=docker, or point KAFKA_BROKERS/SCHEMA_REGISTRY_URL at running servers",
-    );
-  }
+  if (!java) throw new StackError("SF_ERR_STACK_NO_JAVA", `${missingToolsLine(["java"])}, ${JAVA_ALTERNATIVES}`);
   const r = spawnSync(java, ["-version"], { encoding: "utf8" });
   const m = /version "(\d+)/.exec(r.stderr ?? "");
   if (m && Number(m[1]) < 17) {
@@ -24,12 +23,7 @@ export function requireJava(): string {
 
 function requireMaven(what: string): string {
   const mvn = which("mvn");
-  if (!mvn) {
-    throw new StackError(
-      "SF_ERR_STACK_NO_MAVEN",
-      `Maven is needed once to fetch ${what} from Maven Central, and is not on PATH: install it (e.g. \`apt-get install maven\`)`,
-    );
-  }
+  if (!mvn) throw new StackError("SF_ERR_STACK_NO_MAVEN", `${missingToolsLine(["mvn"])}: it fetches ${what} from Maven Central, once`);
   return mvn;
 }
 

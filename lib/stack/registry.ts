@@ -18,11 +18,16 @@ export interface RegistryOptions {
   startTimeoutMs: number;
 }
 
+/** The registry's runnable jar under the state dir; once it exists, starting needs no Maven. */
+export function registryRunner(stateDir: string): string {
+  return path.join(stateDir, "registry", `apicurio-${APICURIO_VERSION}`, `apicurio-registry-app-${APICURIO_VERSION}-runner.jar`);
+}
+
 export async function startRegistry(daemons: Daemons, o: RegistryOptions): Promise<void> {
   const java = requireJava();
   const home = path.join(o.stateDir, "registry");
   const appDir = path.join(home, `apicurio-${APICURIO_VERSION}`);
-  const runner = path.join(appDir, `apicurio-registry-app-${APICURIO_VERSION}-runner.jar`);
+  const runner = registryRunner(o.stateDir);
   if (await tcpOpen("127.0.0.1", o.port)) {
     throw new StackError(
       "SF_ERR_STACK_PORT_IN_USE",

@@ -1,13 +1,17 @@
+import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Connections, redactUrl } from "../runtime/connections.ts";
 import { kafkaHealth } from "../connectors/kafka/health.ts";
 import { Daemons } from "./daemon.ts";
 import { StackError } from "./errors.ts";
+import { JAVA_ALTERNATIVES } from "./java.ts";
 import { startKafka } from "./kafka.ts";
 import { ensurePostgres, ensureRabbit, ensureRedis } from "./native.ts";
 import { hostPort, httpOk, tcpOpen, urlHostPort } from "./probe.ts";
-import { APICURIO_VERSION, startRegistry } from "./registry.ts";
+import { APICURIO_VERSION, registryRunner, startRegistry } from "./registry.ts";
+import { missingTools, missingToolsLine } from "./tools.ts";
+import type { Tool } from "./tools.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -81,6 +85,20 @@ async function speaksKafka(brokers: string): Promise<boolean> {
   }
 }
 
+/**
+ * Java runs the Kafka and registry this stack starts; Maven fetches their jars the first time.
+ * Fails with one line naming every missing tool and the command that installs them.
+ */
+export function requireStackTools(stateDir: string, kafka: boolean, registry: boolean, pathVar = process.env.PATH ?? ""): void {
+  const tools: Tool[] = kafka || registry ? ["java"] : [];
+  const kafkaCached = fs.existsSync(path.join(stateDir, "kafka", "libs", ".complete"));
+  if ((kafka && !kafkaCached) || (registry && !fs.existsSync(registryRunner(stateDir)))) tools.push("mvn");
+  const line = missingToolsLine(tools, pathVar);
+  if (!line) return;
+  const code = missingTools(["java"], pathVar).length > 0 && tools.includes("java") ? "SF_ERR_STACK_NO_JAVA" : "SF_ERR_STACK_NO_MAVEN";
+  throw new StackError(code, `${line}, ${JAVA_ALTERNATIVES}`);
+}
+
 /** Starts whatever is not already answering; on failure stops what this call started. */
 export async function stackUp(o: StackOptions, log: (line: string) => void = () => {}): Promise<ServiceStatus[]> {
   const daemons = new Daemons(o.stateDir);
@@ -91,11 +109,16 @@ export async function stackUp(o: StackOptions, log: (line: string) => void = () 
     if (note === "started") startedNow.push(name);
     log(`${name.padEnd(9)} ${note} in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
   };
+  // What this call starts decides the tools it needs: all of them are checked before anything starts.
+  const [kafkaHere, registryHere] = await Promise.all([
+    (async () => !(o.given.has("KAFKA_BROKERS") || daemons.pid("kafka") || (await speaksKafka(o.addresses.KAFKA_BROKERS))))(),
+    (async () => !(o.given.has("SCHEMA_REGISTRY_URL") || daemons.pid("registry") || (await httpOk(`${o.addresses.SCHEMA_REGISTRY_URL}/subjects`))))(),
+  ]);
+  requireStackTools(o.stateDir, kafkaHere, registryHere);
   try {
     await Promise.all([
       track("kafka", async () => {
-        if (o.given.has("KAFKA_BROKERS") || daemons.pid("kafka")) return "reused";
-        if (await speaksKafka(o.addresses.KAFKA_BROKERS)) return "reused";
+        if (!kafkaHere) return "reused";
         await startKafka(daemons, {
           stateDir: o.stateDir,
           pomFile: path.join(ROOT, "scripts/stack/kafka-pom.xml"),
@@ -106,8 +129,7 @@ export async function stackUp(o: StackOptions, log: (line: string) => void = () 
         return "started";
       }),
       track("registry", async () => {
-        if (o.given.has("SCHEMA_REGISTRY_URL") || daemons.pid("registry")) return "reused";
-        if (await httpOk(`${o.addresses.SCHEMA_REGISTRY_URL}/subjects`)) return "reused";
+        if (!registryHere) return "reused";
         await startRegistry(daemons, { stateDir: o.stateDir, port: o.registryPort, startTimeoutMs: o.startTimeoutMs });
         return "started";
       }),

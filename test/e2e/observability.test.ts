@@ -106,4 +106,4 @@ describeStack("a worker watched by a real Prometheus", () => {
     }
     expect(missing).toEqual([]);
   });
-});
+}, ["prometheus"]);

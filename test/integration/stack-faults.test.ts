@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { stack } from "../support/scope.ts";
+import { needTools } from "../support/tools.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "sf-stack-faults-"));
@@ -33,7 +34,8 @@ function runningDaemons(): string[] {
 }
 
 describe("stack faults give one line that says what to do, exit non-zero, and leave nothing running", () => {
-  it("a port in use", async () => {
+  const java = needTools(["java"]);
+  it.skipIf(java.skip)(java.title("a port in use"), async () => {
     const server = net.createServer().listen(0, "127.0.0.1");
     await new Promise((r) => server.once("listening", r));
     const port = (server.address() as net.AddressInfo).port;
@@ -57,7 +59,8 @@ describe("stack faults give one line that says what to do, exit non-zero, and le
     const r = stackUp({ KAFKA_BROKERS: "", STREAMFLEET_KAFKA_PORT: String(port), PATH: empty });
     expect(r.code).toBe(1);
     expect(r.stderr.split("\n")).toHaveLength(1);
-    expect(r.stderr).toMatch(/Java 17\+ is not on PATH: install it .*\[SF_ERR_STACK_NO_JAVA\]/);
+    // One line naming both tools a first start needs, with the command that installs them.
+    expect(r.stderr).toMatch(/^streamfleet: Java 17\+ and Maven are not on PATH: install them \(`apt-get install openjdk-17-jre-headless maven`\), or set STREAMFLEET_STACK=docker.*\[SF_ERR_STACK_NO_JAVA\]$/);
     expect(runningDaemons()).toEqual([]);
   });
 

@@ -4,8 +4,10 @@ import type { Producer } from "kafkajs";
 import { Redis } from "ioredis";
 import amqp from "amqplib";
 import pg from "pg";
-import { describe, inject } from "vitest";
+import { beforeAll, describe, inject } from "vitest";
 import type { StackAddresses } from "../../lib/stack/stack.ts";
+import type { Tool } from "../../lib/stack/tools.ts";
+import { needTools } from "./tools.ts";
 import { createTopicsReady } from "../../lib/connectors/kafka/topics.ts";
 
 /** The addresses of the real services for this run. */
@@ -14,13 +16,20 @@ export function stack(): StackAddresses {
 }
 
 /**
- * `describe` for suites that need the real stack; where none can run (Docker mode with no
- * engine), the suite is skipped and its name says why.
+ * `describe` for suites that need the real stack (and, optionally, programs such as
+ * Prometheus): where none can run (Docker mode with no engine, no Java) or a tool is missing
+ * outside CI, the suite is skipped and its name says why; under CI a missing tool fails it.
  */
-export function describeStack(name: string, fn: () => void): void {
+export function describeStack(name: string, fn: () => void, tools: readonly Tool[] = []): void {
   const reason = inject("stackSkipReason");
+  const gate = needTools(tools);
   if (reason) describe.skip(`${name} (skipped: ${reason})`, fn);
-  else describe(name, fn);
+  else if (gate.skip) describe.skip(gate.title(name), fn);
+  else
+    describe(name, () => {
+      beforeAll(() => gate.check());
+      fn();
+    });
 }
 
 /**
