@@ -49,6 +49,10 @@ export interface ChildResult {
   marks: Marks;
   /** VmHWM: the process's peak resident set, MB. */
   peakRssMb: number;
+  /** CPU time of the process (user + system, all its threads: GC too), ms: steadier than records/s on a shared machine. */
+  cpuMs: number;
+  /** The node flags it ran with (the topologies get a worker's default heap bounds). */
+  execArgv: string[];
 }
 
 export function childConfig(): ChildConfig {
@@ -65,8 +69,9 @@ export function peakRssMb(): number {
 }
 
 /** Sends the result to the parent and exits once it is delivered. */
-export function report(result: Omit<ChildResult, "peakRssMb">): void {
-  const full: ChildResult = { ...result, peakRssMb: peakRssMb() };
+export function report(result: Omit<ChildResult, "peakRssMb" | "cpuMs" | "execArgv">): void {
+  const cpu = process.cpuUsage();
+  const full: ChildResult = { ...result, peakRssMb: peakRssMb(), cpuMs: (cpu.user + cpu.system) / 1000, execArgv: process.execArgv };
   if (!process.send) {
     console.log(JSON.stringify(full));
     process.exit(0);

@@ -4,6 +4,10 @@
  *   BENCH_ONLY=bare,hand,features,cache   (a comma list: only those contenders)
  *   BENCH_BACKLOG=3000000                 (records instead of argv[2]; default contenders hand,features,cache:
  *                                          the peak RSS of draining a backlog)
+ *   BENCH_SOURCE=max_bytes_per_partition=65536,commit_interval_ms=0   (the topologies' source settings
+ *                                          other than the model's defaults; numbers only)
+ *   NODE_OPTIONS=...                       (reaches every contender; the topologies also get the heap bounds
+ *                                          of a worker, lib/cli/worker-heap.ts, that NODE_OPTIONS does not set)
  * Produces N Confluent-framed Avro user events (test/fixtures/schemas/user-event.avsc) on a
  * fresh 3-partition topic, keyed by user (2,000 users), then runs each contender in its own
  * process on a fresh consumer group: `bare` kafkajs eachBatch, `hand` (the hand-written
@@ -20,6 +24,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { readAvsc } from "../../lib/codecs/avro.ts";
 import { SchemaCodecs } from "../../lib/codecs/registry.ts";
 import { createTopicsReady } from "../../lib/connectors/kafka/topics.ts";
+import { missingHeapFlags } from "../../lib/cli/worker-heap.ts";
 import { PrivateRedis } from "../support/private-redis.ts";
 import { benchEnv, machine, rate } from "./support.ts";
 import type { ChildConfig, ChildResult, Contender } from "./topology-redis-child.ts";
@@ -94,8 +99,11 @@ interface Outcome extends ChildResult {
 const NODE_FLAGS = ["--disable-warning=TimeoutNegativeWarning", ...(process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean)];
 
 function runChild(config: ChildConfig): Promise<ChildResult> {
-  const file = config.contender === "bare" || config.contender === "hand" ? "topology-redis-kafkajs.ts" : "topology-redis-fleet.ts";
-  const child = fork(path.join(import.meta.dirname, file), [], { env: { ...process.env, BENCH_CHILD: JSON.stringify(config) }, execArgv: NODE_FLAGS, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const handWritten = config.contender === "bare" || config.contender === "hand";
+  const file = handWritten ? "topology-redis-kafkajs.ts" : "topology-redis-fleet.ts";
+  // A topology runs as `streamfleet run` runs it: with a worker's heap bounds (those the flags and NODE_OPTIONS leave unset).
+  const execArgv = handWritten ? NODE_FLAGS : [...NODE_FLAGS, ...missingHeapFlags(NODE_FLAGS, process.env.NODE_OPTIONS)];
+  const child = fork(path.join(import.meta.dirname, file), [], { env: { ...process.env, BENCH_CHILD: JSON.stringify(config) }, execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
   // A contender that stops making progress (a crash loop, a lost record) fails the run instead of hanging it.
   const limitS = 60 + config.records / 2_000;
   const watchdog = setTimeout(() => child.kill("SIGKILL"), limitS * 1000);
@@ -145,14 +153,16 @@ const f0 = (x: number) => Math.round(x).toLocaleString("en-US");
 function print(round: number, outcomes: Outcome[]): void {
   const hand = outcomes.find((o) => o.contender === "hand");
   console.log(`\nround ${round + 1} of ${ROUNDS}: ${N.toLocaleString("en-US")} records, 3 partitions, ${USERS} users; load average now ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
-  console.log(`${"contender".padEnd(38)} ${"rec/s".padStart(10)} ${"× hand".padStart(7)} ${"Redis CPU".padStart(10)} ${"µs/rec".padStart(7)} ${"peak RSS".padStart(9)} ${"start-up".padStart(9)}  check`);
+  console.log(`${"contender".padEnd(38)} ${"rec/s".padStart(10)} ${"× hand".padStart(7)} ${"Redis CPU".padStart(10)} ${"µs/rec".padStart(7)} ${"peak RSS".padStart(9)} ${"CPU µs/rec".padStart(10)} ${"start-up".padStart(9)}  check`);
   for (const o of outcomes) {
     const ratio = hand ? (hand.ms / o.ms).toFixed(2) : "—";
     const ok = o.contender === "bare" ? `${f0(o.committed)} committed` : o.problems.length ? `WRONG for ${o.problems.length} users` : o.contender === "cache" ? "ok: last record per user" : "ok: count, sum, max, latest";
     console.log(
-      `${LABEL[o.contender].padEnd(38)} ${f0((N / o.ms) * 1000).padStart(10)} ${ratio.padStart(7)} ${`${o.redisCpu.toFixed(2)} s`.padStart(10)} ${((o.redisCpu / N) * 1e6).toFixed(2).padStart(7)} ${`${f0(o.peakRssMb)} MB`.padStart(9)} ${`${f0(o.marks.firstCommit ?? NaN)} ms`.padStart(9)}  ${ok}`,
+      `${LABEL[o.contender].padEnd(38)} ${f0((N / o.ms) * 1000).padStart(10)} ${ratio.padStart(7)} ${`${o.redisCpu.toFixed(2)} s`.padStart(10)} ${((o.redisCpu / N) * 1e6).toFixed(2).padStart(7)} ${`${f0(o.peakRssMb)} MB`.padStart(9)} ${((o.cpuMs / N) * 1000).toFixed(2).padStart(10)} ${`${f0(o.marks.firstCommit ?? NaN)} ms`.padStart(9)}  ${ok}`,
     );
   }
+  console.log("CPU µs/rec: the contender process's user + system time (GC threads too, start-up included) over N; its node flags:");
+  for (const o of outcomes) console.log(`  ${o.contender.padEnd(9)} ${o.execArgv.filter((a) => !NODE_FLAGS.includes(a)).join(" ") || "(node's defaults)"}`);
   console.log("start-up, ms since the contender's process started (first commit = the start-up column):");
   for (const o of outcomes) {
     const steps = Object.entries(o.marks)

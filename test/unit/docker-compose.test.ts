@@ -8,6 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { missingHeapFlags } from "../../lib/cli/worker-heap.ts";
 import { APICURIO_VERSION } from "../../lib/stack/registry.ts";
 import { loadTopologies } from "../../lib/topology/loader.ts";
 import { defaultCatalogue } from "../../lib/runtime/fleet.ts";
@@ -62,6 +63,10 @@ describe("docker-compose.yml", () => {
     const promMounts = mounts(services.prometheus!);
     expect(prom.rule_files).toEqual([promMounts.get("observability/prometheus/alerts.yml")]);
     expect(promMounts.get("observability/prometheus/prometheus.yml")).toBe("/etc/prometheus/prometheus.yml");
+  });
+
+  it("starts the worker with the heap bounds `streamfleet run` would apply itself", () => {
+    expect(services.worker!.environment!.NODE_OPTIONS).toBe(missingHeapFlags([], "").join(" "));
   });
 
   it("provisions Grafana with the Prometheus service as its data source and the dashboard it mounts", () => {

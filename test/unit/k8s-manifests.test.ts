@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
+import { missingHeapFlags } from "../../lib/cli/worker-heap.ts";
 import { ALERTS, ROOT } from "../support/observability.ts";
 
 type Doc = { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec: Record<string, unknown> };
@@ -34,6 +35,16 @@ describe("k8s manifests", () => {
       const container = (d.spec.template as { spec: { containers: Array<Record<string, { httpGet: { path: string } }>> } }).spec.containers[0]!;
       expect(container.livenessProbe?.httpGet.path).toBe("/healthz");
       expect(container.readinessProbe?.httpGet.path).toBe("/readyz");
+    }
+  });
+
+  it("starts each worker with every heap bound `streamfleet run` would apply itself", () => {
+    for (const d of byKind("Deployment")) {
+      const container = (d.spec.template as { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } }).spec.containers[0]!;
+      const nodeOptions = container.env?.find((e) => e.name === "NODE_OPTIONS")?.value;
+      expect(nodeOptions, d.metadata.name).toBeDefined();
+      expect(missingHeapFlags([], nodeOptions), d.metadata.name).toEqual([]);
+      expect(missingHeapFlags([], ""), "the defaults themselves").toEqual(nodeOptions!.split(" "));
     }
   });
 

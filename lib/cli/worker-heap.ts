@@ -1,0 +1,46 @@
+/**
+ * The V8 heap bounds a worker (`streamfleet run`) runs with unless the user chose their own.
+ * Left to its defaults on a large machine, V8 lets a worker draining a backlog grow to ~550 MB
+ * (a 64 MB semi-space: 128 MB of young generation alone, and an old generation allowed to reach
+ * ~4 GB before it is collected in earnest); bounded, the same worker stays near 200 MB
+ * (BENCHMARKS.md, "memory under a backlog"). Kept free of imports: `main.ts` applies it
+ * before it loads anything else.
+ */
+
+/** Each flag's default value in MB. The old space is a ceiling far above what a worker holds; the semi-space sets the young generation (two of them). */
+export const WORKER_HEAP_MB: Readonly<Record<string, number>> = {
+  "--max-old-space-size": 256,
+  "--max-semi-space-size": 16,
+};
+
+/** `--max-heap-size` sizes both generations: a user who sets it gets none of ours. */
+const SIZES_BOTH = "--max-heap-size";
+
+/** V8 reads `--max_old_space_size` and `--max-old-space-size` alike. */
+function flagName(arg: string): string {
+  return arg.split("=")[0]!.replaceAll("_", "-");
+}
+
+/**
+ * The default heap flags that neither node's command line (`execArgv`) nor NODE_OPTIONS
+ * already sets, e.g. `["--max-semi-space-size=16"]` when the user set only the old space.
+ */
+export function missingHeapFlags(execArgv: readonly string[], nodeOptions = ""): string[] {
+  const given = new Set([...execArgv, ...nodeOptions.split(/\s+/)].filter((a) => a.startsWith("--")).map(flagName));
+  if (given.has(SIZES_BOTH)) return [];
+  return Object.entries(WORKER_HEAP_MB)
+    .filter(([flag]) => !given.has(flag))
+    .map(([flag, mb]) => `${flag}=${mb}`);
+}
+
+/**
+ * Starts this process again with the missing heap flags, in place (`process.execve`: same
+ * pid, so signals, exit codes and a container's PID 1 stay as they were). Returns when
+ * nothing is missing, or where execve does not exist (Windows): the worker then runs with
+ * V8's defaults.
+ */
+export function boundWorkerHeap(): void {
+  const missing = missingHeapFlags(process.execArgv, process.env.NODE_OPTIONS);
+  if (!missing.length || typeof process.execve !== "function") return;
+  process.execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)], process.env);
+}

@@ -1,0 +1,47 @@
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { missingHeapFlags, WORKER_HEAP_MB } from "../../lib/cli/worker-heap.ts";
+
+const defaults = Object.entries(WORKER_HEAP_MB).map(([flag, mb]) => `${flag}=${mb}`);
+
+describe("a worker's default heap bounds", () => {
+  it("adds each bound the user did not set, on node's command line or in NODE_OPTIONS", () => {
+    expect(missingHeapFlags([], undefined)).toEqual(defaults);
+    expect(missingHeapFlags(["--max-old-space-size=512"], "")).toEqual(defaults.filter((f) => !f.startsWith("--max-old-space-size")));
+    expect(missingHeapFlags([], "--enable-source-maps --max_semi_space_size=4")).toEqual(defaults.filter((f) => !f.startsWith("--max-semi-space-size")));
+    expect(missingHeapFlags(["--max-old-space-size=512"], "--max-semi-space-size=4")).toEqual([]);
+  });
+
+  it("adds none when the user sized the whole heap (--max-heap-size)", () => {
+    expect(missingHeapFlags([], "--max-heap-size=1024")).toEqual([]);
+  });
+
+  it("starts the process again in place, with the bounds, keeping its arguments", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sf-heap-"));
+    const script = path.join(dir, "bounded.ts");
+    const module = path.resolve(import.meta.dirname, "../../lib/cli/worker-heap.ts");
+    fs.writeFileSync(
+      script,
+      `import v8 from "node:v8";
+import { boundWorkerHeap } from ${JSON.stringify(module)};
+process.env.FIRST_PID ??= String(process.pid);
+boundWorkerHeap();
+console.log(JSON.stringify({ samePid: process.env.FIRST_PID === String(process.pid), execArgv: process.execArgv, args: process.argv.slice(2), limitMb: v8.getHeapStatistics().heap_size_limit / 2 ** 20 }));
+`,
+    );
+    try {
+      const env = { ...process.env, NODE_OPTIONS: "" };
+      const out = spawnSync(process.execPath, [script, "run", "x.yaml"], { env, encoding: "utf8" });
+      expect(out.status, out.stderr).toBe(0);
+      const r = JSON.parse(out.stdout) as { samePid: boolean; execArgv: string[]; args: string[]; limitMb: number };
+      expect(r).toMatchObject({ samePid: true, execArgv: defaults, args: ["run", "x.yaml"] });
+      // old space + the young generation (three semi-spaces' worth, V8's reservation)
+      expect(r.limitMb).toBe(WORKER_HEAP_MB["--max-old-space-size"]! + 3 * WORKER_HEAP_MB["--max-semi-space-size"]!);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
