@@ -18,7 +18,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: "main",
-          include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts", "test/e2e/**/*.test.ts"],
+          include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts", "test/e2e/**/*.test.ts", "test/package/**/*.test.ts"],
           sequence: { groupOrder: 0 },
         },
       },

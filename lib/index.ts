@@ -23,6 +23,9 @@ export { startAdminServer } from "./observability/admin-server.ts";
 export { createLogger } from "./observability/logger.ts";
 export { Connections } from "./runtime/connections.ts";
 export type * from "./runtime/contracts.ts";
+/** For ML jobs: read online features back (docs/feature-store.md). */
+export { FeatureClient } from "./features/client.ts";
+export type { EntityFeatures, FeatureClientOptions, FeatureValue, GetFeaturesOptions, ViewDef } from "./features/client.ts";
 
 type Registered = (typeof connectors)[number];
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
