@@ -5,9 +5,18 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { refusedCounter } from "../lib/connectors/rabbitmq/metrics.ts";
+import { redisMetrics } from "../lib/connectors/redis/metrics.ts";
 import { renderMetricsDoc } from "../lib/observability/docs.ts";
+import type { ConnectorSeries } from "../lib/observability/docs.ts";
 import { defaultCatalogue } from "../lib/runtime/fleet.ts";
 import { renderErrorsDoc, renderTopologyDoc, topologyJsonSchema } from "../lib/topology/docs.ts";
+
+/** Connectors with series of their own (a metrics.ts), documented in docs/metrics.md. */
+export const CONNECTOR_SERIES: ConnectorSeries[] = [
+  { name: "redis", register: redisMetrics },
+  { name: "rabbitmq", register: refusedCounter },
+];
 
 export function generatedDocs(): Record<string, string> {
   const cat = defaultCatalogue();
@@ -15,7 +24,7 @@ export function generatedDocs(): Record<string, string> {
     "docs/topology.md": renderTopologyDoc(cat),
     "docs/topology.schema.json": `${JSON.stringify(topologyJsonSchema(cat), null, 2)}\n`,
     "docs/errors.md": renderErrorsDoc(),
-    "docs/metrics.md": renderMetricsDoc(),
+    "docs/metrics.md": renderMetricsDoc(CONNECTOR_SERIES),
   };
 }
 

@@ -24,11 +24,32 @@ function table(families: Family[]): string {
   return ["| Series | Type | Labels | Meaning |", "| --- | --- | --- | --- |", ...rows].join("\n");
 }
 
+/** A connector's own series, as its metrics.ts registers them on an engine registry. */
+export interface ConnectorSeries {
+  /** The connector folder, lib/connectors/<name>/. */
+  name: string;
+  register(metrics: EngineMetrics): unknown;
+}
+
+function connectorTables(connectors: readonly ConnectorSeries[], engineNames: Set<string>, byName: (a: Family, b: Family) => number): string {
+  return connectors
+    .map((c) => {
+      const m = new EngineMetrics({ processMetrics: false });
+      c.register(m);
+      const families = m.registry.getMetricsAsArray().map(familyOf).filter((f) => !engineNames.has(f.name)).sort(byName);
+      return `### ${c.name} (\`lib/connectors/${c.name}/metrics.ts\`)\n\n${table(families)}\n\n`;
+    })
+    .join("")
+    .trimEnd();
+}
+
 /**
  * docs/metrics.md, rendered from the registry itself: every series a worker exports, with
- * its type, labels and help. Regenerate with `npx node scripts/gen-docs.ts`.
+ * its type, labels and help, and the series each connector adds (`connectors`: the core
+ * does not import connectors; scripts/gen-docs.ts passes them). Regenerate with
+ * `npx node scripts/gen-docs.ts`.
  */
-export function renderMetricsDoc(): string {
+export function renderMetricsDoc(connectors: readonly ConnectorSeries[] = []): string {
   const engine = new EngineMetrics({ processMetrics: false });
   const withProcess = new EngineMetrics();
   const engineNames = new Set(engine.registry.getMetricsAsArray().map((m) => familyOf(m).name));
@@ -39,11 +60,11 @@ export function renderMetricsDoc(): string {
     .map(familyOf)
     .filter((f) => !engineNames.has(f.name))
     .sort(byName);
-  return `<!-- Generated from lib/observability/metrics.ts by \`npx node scripts/gen-docs.ts\`; do not edit by hand. -->
+  return `<!-- Generated from lib/observability/metrics.ts and lib/connectors/*/metrics.ts by \`npx node scripts/gen-docs.ts\`; do not edit by hand. -->
 # Metrics
 
 Every worker serves these series on its admin port (\`/metrics\`, default \`:9464\`), all
-prefixed \`streamfleet_\`. Labels are bounded: topology, topic, partition, sink, outcome,
+prefixed \`streamfleet_\`. Labels are bounded: topology, topic, partition, sink, feature view, outcome,
 result, error code (\`reason\`), feature-server route and status — never a record key or value.
 
 Outcomes of \`streamfleet_records_processed_total\`: \`ok\` (every sink acknowledged the
@@ -62,8 +83,10 @@ ${table(engineFamilies)}
 ## Connector series
 
 A connector adds its own series (for example Redis pipeline latency, RabbitMQ refusals) to
-the same registry when a topology uses it; they are described in the connector's
+the same registry when a topology uses it; they are declared in the connector's
 \`lib/connectors/<name>/metrics.ts\`.
+
+${connectorTables(connectors, engineNames, byName)}
 
 ## Node process series
 

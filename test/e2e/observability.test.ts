@@ -9,6 +9,7 @@ const scope = new TestScope("observe");
 const topology = `${scope.id}-observed`;
 let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
 let prometheus: Prometheus | undefined;
+const view = `observed_${scope.id}`;
 
 afterAll(async () => {
   await prometheus?.stop();
@@ -27,7 +28,11 @@ describeStack("a worker watched by a real Prometheus", () => {
         source: { topics: [input], start: "earliest" },
         codec: { value: { type: "json" } },
         steps: [{ map: { fields: { id: "{id}", n: "{n}" } } }],
-        sinks: [{ type: "kafka", topic: output, key: "{id}", value: { type: "json" } }],
+        sinks: [
+          { type: "kafka", topic: output, key: "{id}", value: { type: "json" } },
+          // a feature view, so the worker exports the feature freshness series the dashboard and the alerts name
+          { type: "redis.features", key_prefix: scope.keyPrefix, views: [{ name: view, entity: "item", key: "{id}", freshness_slo_seconds: 3600, features: [{ name: "n", kind: "latest", field: "n" }] }] },
+        ],
         errors: { dlq: { topic: scope.topic("dlq") } },
       },
     ]);
@@ -62,6 +67,14 @@ describeStack("a worker watched by a real Prometheus", () => {
     expect(acked?.value).toBe(n);
     const up = await prometheus!.query('up{job="streamfleet"}');
     expect(up.map((u) => u.value)).toEqual([1]);
+    const [slo] = await prometheus!.query(`streamfleet_feature_freshness_slo_seconds{${sel}, view="${view}"}`);
+    expect(slo?.value).toBe(3600);
+    const [fresh] = await eventually("Prometheus to scrape the view's freshness", async () => {
+      const r = await prometheus!.query(`streamfleet_feature_freshness_seconds{${sel}, view="${view}"}`);
+      return r.length ? r : undefined;
+    });
+    expect(fresh!.value).toBeGreaterThanOrEqual(0);
+    expect(fresh!.value).toBeLessThan(3600);
   });
 
   it("serves /healthz, the Prometheus exposition on /metrics, and a JSON 404 elsewhere", async () => {
@@ -87,7 +100,7 @@ describeStack("a worker watched by a real Prometheus", () => {
       const rules = res.data.groups.flatMap((g) => g.rules);
       return rules.length > 0 && rules.every((r) => r.health === "ok") ? rules : undefined;
     });
-    expect(body.map((r) => r.name).sort()).toEqual(["StreamfleetConsumerLagGrowing", "StreamfleetDeadLetterRate", "StreamfleetNoProgress", "StreamfleetSinkErrors", "StreamfleetWorkerDown"]);
+    expect(body.map((r) => r.name).sort()).toEqual(["StreamfleetConsumerLagGrowing", "StreamfleetDeadLetterRate", "StreamfleetFeatureViewStale", "StreamfleetNoProgress", "StreamfleetSinkErrors", "StreamfleetWorkerDown"]);
     expect(body.filter((r) => r.state === "firing")).toEqual([]);
   });
 

@@ -47,6 +47,12 @@ export const viewSchema = z
     event_time: fieldPath(z.string().min(1)).optional().describe("Field holding the event time (epoch ms, ISO string); default: the Kafka record timestamp"),
     ttl_seconds: z.number().int().min(1).optional().describe("The entity's features expire this long after its last write; default: never"),
     features: z.array(featureSchema).min(1).describe("The features of the view"),
+    freshness_slo_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe("Freshness objective: the view should never be older than this (now minus the event time of the newest update applied to it). Exported as streamfleet_feature_freshness_slo_seconds; the StreamfleetFeatureViewStale alert fires when streamfleet_feature_freshness_seconds stays above it for 5 minutes. Default: none (freshness is exported, nothing alerts)"),
   })
   .strict()
   .superRefine((v, ctx) => {

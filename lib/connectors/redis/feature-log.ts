@@ -204,11 +204,26 @@ export class ExactEntity implements EntityPart {
   }
 }
 
+/** An entity update as features-apply.lua takes it, and the newest event time it carries. */
+export interface EncodedUpdate {
+  args: Array<string | number>;
+  /**
+   * The newest event time (epoch ms) of the merged update's features (for min/max: the
+   * time of the extreme value) — what freshness and apply lag are measured from.
+   */
+  newest: number;
+}
+
+/** The newest event time one feature's merged update carries. */
+function newestOf(m: Merged): number {
+  return m.kind === "last_n" ? (m.items[0]?.t ?? -Infinity) : m.t;
+}
+
 /**
  * One features-apply.lua group for one entity's parts (one per partition, taken in the given
  * order: one interleaving of partitions that have no order between them).
  */
-export function encodeUpdate(parts: readonly EntityPart[]): Array<string | number> {
+export function encodeUpdate(parts: readonly EntityPart[]): EncodedUpdate {
   const args: Array<string | number> = [parts.length];
   for (const p of parts) p.position(args);
   const features = parts[0]!.view.def.features;
@@ -217,11 +232,15 @@ export function encodeUpdate(parts: readonly EntityPart[]): Array<string | numbe
     const next = parts[i]!.merged();
     merged = merged.map((m, f) => (m === undefined ? next[f] : next[f] === undefined ? m : combineMerged(features[f]!, m, next[f]!)));
   }
+  let newest = -Infinity;
   for (const m of merged) {
-    if (m) encodeMerged(args, m);
-    else args.push("");
+    if (m) {
+      encodeMerged(args, m);
+      const t = newestOf(m);
+      if (t > newest) newest = t;
+    } else args.push("");
   }
-  return args;
+  return { args, newest };
 }
 
 /** The features-apply.lua arguments that describe a view, before its entities' groups. */

@@ -7,17 +7,16 @@ import { createRedis, ensureConnected, execPipeline, redisLifecycle } from "./cl
 import { featuresSinkSchema } from "./config.ts";
 import type { FeaturesSinkConfig } from "./config.ts";
 import { BatchLog, compileView, encodeUpdate, ExactEntity, viewHeader } from "./feature-log.ts";
-import type { EntityPart } from "./feature-log.ts";
-import { redisMetrics, timed } from "./metrics.ts";
+import type { EncodedUpdate, EntityPart } from "./feature-log.ts";
+import { redisMetrics, timed, viewFreshness } from "./metrics.ts";
 import { callScript, defineScripts } from "./scripts.ts";
 
 /** Entity updates per EVALSHA: enough to amortise the call, small enough to keep Redis responsive. */
 const CHUNK = 100;
 
-/** One entity update on its way to Redis: its parts (one per partition) and the script group. */
-interface Update {
+/** One entity update on its way to Redis: its parts (one per partition), the script group and its newest event time. */
+interface Update extends EncodedUpdate {
   parts: EntityPart[];
-  args: Array<string | number>;
 }
 
 /** A flush waiting for its turn: flushes that arrive while one is in Redis go together. */
@@ -56,6 +55,9 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
   const metrics = redisMetrics(ctx.metrics);
   const applied = metrics.scriptResults.labels(ctx.topology, "features_apply", "applied");
   const duplicate = metrics.scriptResults.labels(ctx.topology, "features_apply", "duplicate");
+  const freshness = new Map(views.map((v, i) => [v, viewFreshness(ctx.metrics, ctx.topology, v.def.name, config.views[i]!.freshness_slo_seconds, ctx.now)]));
+  /** When Redis answered the pipeline being settled: the apply lag's end. */
+  let appliedAt = 0;
   let registered = false;
   const waiting: Waiting[] = [];
   let sending = false;
@@ -82,7 +84,7 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
     return p;
   }
 
-  const alone = (part: EntityPart): Update => ({ parts: [part], args: encodeUpdate([part]) });
+  const alone = (part: EntityPart): Update => ({ parts: [part], ...encodeUpdate([part]) });
 
   /** Sends updates; returns those to send again (a partial replay, a split), recording outcomes per batch. */
   async function send(updates: Update[], outcomes: Map<object, Outcome>): Promise<Update[]> {
@@ -93,6 +95,7 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
       for (let i = 0; i < mine.length; i += CHUNK) chunks.push(mine.slice(i, i + CHUNK));
     }
     const results = await timed(metrics, ctx.topology, "features", () => execPipeline(redis, pipelineOf(chunks), ctx.component));
+    appliedAt = ctx.now();
     const again: Update[] = [];
     const single: Update[][] = [];
     results.forEach(([err, res], c) => {
@@ -103,6 +106,7 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
     });
     if (single.length) {
       const replies = await execPipeline(redis, pipelineOf(single), ctx.component);
+      appliedAt = ctx.now();
       replies.forEach(([err, res], i) => (err ? refuse(single[i]![0]!, err, outcomes) : settle(single[i]![0]!, (res as Array<number | string>)[0]!, again, outcomes)));
     }
     return again;
@@ -115,7 +119,10 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
       return;
     }
     const records = u.parts.reduce((n, p) => n + p.count, 0);
-    if (result === 1) return applied.inc(records);
+    if (result === 1) {
+      freshness.get(u.parts[0]!.view)!.applied(u.newest, appliedAt);
+      return applied.inc(records);
+    }
     if (result === 0) return duplicate.inc(records);
     // applied up to the stored watermark: only the records after it are to be sent
     const part = u.parts[0]!;
@@ -158,7 +165,7 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
       }
     }
     let updates: Update[] = [];
-    for (const parts of byEntity.values()) updates.push({ parts, args: encodeUpdate(parts) });
+    for (const parts of byEntity.values()) updates.push({ parts, ...encodeUpdate(parts) });
     const outcomes = new Map<object, Outcome>();
     // A replay that overlaps the first try in part needs a second round; a third only
     // when another worker (a zombie past its session) writes the same entities meanwhile.
