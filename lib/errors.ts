@@ -24,6 +24,7 @@ export const CATALOGUE = {
   SF_ERR_FEATURES_UNAUTHORIZED: { retriable: false, doc: "The feature server was called without a valid bearer token." },
   SF_ERR_FEATURES_OVERLOADED: { retriable: true, doc: "The feature server is answering as many reads as it is allowed to (FEATURE_SERVER_MAX_IN_FLIGHT); HTTP 503 with Retry-After: retry after that many seconds, or add servers." },
   SF_ERR_FEATURES_DEADLINE: { retriable: true, doc: "A feature read was not answered within the server's deadline (FEATURE_SERVER_DEADLINE_MS): Redis slow or unreachable, or the server overloaded; HTTP 504, retry." },
+  SF_ERR_CLI_USAGE: { retriable: false, doc: "A `streamfleet` command line does not parse: an unknown command or flag, a missing value, a number out of range; the CLI exits 2. `streamfleet <command> --help` lists what it takes." },
   SF_ERR_SHUTDOWN_TIMEOUT: { retriable: false, doc: "In-flight batches did not drain before the shutdown deadline; their offsets were not committed and will be re-read." },
 } as const satisfies Record<string, { retriable: boolean; doc: string }>;
 

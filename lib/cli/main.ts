@@ -1,5 +1,7 @@
 import { StackError } from "../stack/errors.ts";
 import { SfError } from "../errors.ts";
+import { commandHelp, isCommand, parseCommand, topLevelHelp } from "./args.ts";
+import type { CommandName } from "./args.ts";
 import { boundWorkerHeap } from "./worker-heap.ts";
 
 // kafkajs 2.2 hands Node a negative timeout in its request queue (harmless, known upstream):
@@ -12,34 +14,30 @@ process.on("warning", (w) => {
 type Command = (args: string[], env: NodeJS.ProcessEnv) => Promise<number>;
 
 // Each command is loaded when it runs: a worker loads only what `run` needs, and `stack` works
-// before topologies or services exist.
-const commands: Record<string, { load: () => Promise<Command>; help: string }> = {
-  run: { load: async () => (await import("./run-command.ts")).runCommand, help: "run [files|dirs] [--admin-port N] [--json]   run topologies until SIGTERM" },
-  validate: { load: async () => (await import("./validate-command.ts")).validateCommand, help: "validate [files|dirs] [--offline]          check topologies (and subjects in the registry)" },
-  graph: { load: async () => (await import("./graph-command.ts")).graphCommand, help: "graph [files|dirs]                         the fleet's DAG as Mermaid" },
-  dlq: { load: async () => (await import("./dlq-command.ts")).dlqCommand, help: "dlq replay <topology> [--dir D] [--dry-run] send dead letters back to their source" },
-  stack: { load: async () => (await import("./stack-command.ts")).stackCommand, help: "stack up|down|status|env                   start, stop or check the local services" },
-};
-
-const late: Record<string, () => Promise<Command>> = {
+// before topologies or services exist. Their arguments and help are declared in args.ts.
+const commands: Record<CommandName, () => Promise<Command>> = {
+  run: async () => (await import("./run-command.ts")).runCommand,
+  validate: async () => (await import("./validate-command.ts")).validateCommand,
+  graph: async () => (await import("./graph-command.ts")).graphCommand,
+  dlq: async () => (await import("./dlq-command.ts")).dlqCommand,
+  stack: async () => (await import("./stack-command.ts")).stackCommand,
   start: async () => (await import("./start-command.ts")).startCommand,
 };
 
-const USAGE = `usage: streamfleet <command> [args]\n  start                                      the demo: stack, example fleet, feature server, receivers, producer\n${Object.values(commands)
-  .map((c) => `  ${c.help}`)
-  .join("\n")}`;
-
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
-  if (!name || name === "help" || name === "--help") {
-    console.log(USAGE);
+  if (!name || name === "help" || name === "--help" || name === "-h") {
+    const about = name === "help" && args[0] && isCommand(args[0]) ? commandHelp(args[0]) : topLevelHelp();
+    (name ? console.log : console.error)(about);
     return name ? 0 : 2;
   }
-  const load = commands[name]?.load ?? late[name];
-  if (!load) {
-    console.error(`unknown command "${name}"\n${USAGE}`);
-    return 2;
+  if (!isCommand(name)) throw new SfError("SF_ERR_CLI_USAGE", `unknown command "${name}" (see \`streamfleet --help\`)`);
+  // Checked before anything loads: a bad flag or number stops here, with one line.
+  if (parseCommand(name, args).help) {
+    console.log(commandHelp(name));
+    return 0;
   }
+  const load = commands[name];
   // A worker's heap is bounded (lib/cli/worker-heap.ts): this process may start again here, in place.
   if (name === "run") boundWorkerHeap();
   const command = await load();
@@ -60,5 +58,5 @@ function finish(code: number): void {
 main(process.argv.slice(2)).then(finish, (err: unknown) => {
   if (err instanceof StackError || err instanceof SfError) console.error(`streamfleet: ${err.message} [${err.code}]`);
   else console.error(err);
-  finish(1);
+  finish(err instanceof SfError && err.code === "SF_ERR_CLI_USAGE" ? 2 : 1);
 });

@@ -2,6 +2,7 @@ import { createLogger } from "../observability/logger.ts";
 import type { Logger } from "../observability/logger.ts";
 import { startAdminServer } from "../observability/admin-server.ts";
 import { Fleet } from "../runtime/fleet.ts";
+import { parseCommand } from "./args.ts";
 import { startLiveView } from "./live-view.ts";
 
 /** Options of `streamfleet run` that other entry points (npm start, workers/fleet.ts) reuse. */
@@ -16,13 +17,12 @@ export interface RunOptions {
 }
 
 export function runOptions(args: string[], env: NodeJS.ProcessEnv): RunOptions {
-  const portArg = args.indexOf("--admin-port");
-  const inputs = args.filter((a, i) => !a.startsWith("--") && i !== portArg + 1);
+  const { values, positionals } = parseCommand("run", args);
   return {
-    inputs: inputs.length ? inputs : [env.STREAMFLEET_TOPOLOGIES ?? "topologies"],
+    inputs: positionals.length ? positionals : [env.STREAMFLEET_TOPOLOGIES ?? "topologies"],
     env,
-    adminPort: Number(portArg >= 0 ? args[portArg + 1] : (env.STREAMFLEET_ADMIN_PORT ?? 9464)),
-    live: process.stdout.isTTY === true && !args.includes("--json"),
+    adminPort: (values["admin-port"] as number | undefined) ?? Number(env.STREAMFLEET_ADMIN_PORT ?? 9464),
+    live: process.stdout.isTTY === true && values.json !== true,
     shutdownMs: Number(env.STREAMFLEET_SHUTDOWN_MS ?? 30_000),
   };
 }

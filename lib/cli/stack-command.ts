@@ -1,5 +1,6 @@
 import { redact, stackDown, stackOptionsFromEnv, stackStatus, stackUp } from "../stack/stack.ts";
 import type { ServiceStatus } from "../stack/stack.ts";
+import { parseCommand } from "./args.ts";
 
 function printStatus(status: ServiceStatus[]): void {
   for (const s of status) {
@@ -10,7 +11,7 @@ function printStatus(status: ServiceStatus[]): void {
 /** `streamfleet stack up|down|status|env`. */
 export async function stackCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const o = stackOptionsFromEnv(env);
-  const verb = args[0] ?? "status";
+  const verb = parseCommand("stack", args).positionals[0] ?? "status";
   switch (verb) {
     case "up": {
       const status = await stackUp(o, (line) => console.log(line));
@@ -33,7 +34,6 @@ export async function stackCommand(args: string[], env: NodeJS.ProcessEnv): Prom
       return 0;
     }
     default:
-      console.error(`unknown stack command "${verb}": use up, down, status or env`);
-      return 2;
+      throw new Error(`unreachable: stack ${verb}`); // parseCommand admits only the verbs above
   }
 }

@@ -2,6 +2,7 @@ import { SchemaCodecs } from "../codecs/registry.ts";
 import { readAvsc } from "../codecs/avro.ts";
 import { unreadableError, unreadableVersions } from "../codecs/reader-check.ts";
 import { errorMessage, SfError } from "../errors.ts";
+import { parseCommand } from "./args.ts";
 import { defaultCatalogue } from "../runtime/fleet.ts";
 import type { LoadedTopology, TopologyIssue } from "../topology/loader.ts";
 import { checkTopologies, formatIssue, formatPath, sortIssues } from "../topology/loader.ts";
@@ -12,8 +13,8 @@ import { checkTopologies, formatIssue, formatPath, sortIssues } from "../topolog
  * each Avro subject of the files that load, against the registry; all sorted by file and line.
  */
 export async function validateCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const offline = args.includes("--offline");
-  const inputs = args.filter((a) => !a.startsWith("--"));
+  const { values, positionals: inputs } = parseCommand("validate", args);
+  const offline = values.offline === true;
   const { loaded, issues } = await checkTopologies(inputs.length ? inputs : ["topologies"], defaultCatalogue());
   const notes: string[] = [];
   if (!offline) {

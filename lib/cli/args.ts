@@ -1,0 +1,153 @@
+import { parseArgs } from "node:util";
+import { SfError } from "../errors.ts";
+
+/**
+ * Every `streamfleet` command's arguments, declared once: node's `util.parseArgs` checks them
+ * (unknown flags, missing values), this file checks numbers and verbs, and the same
+ * declarations print `--help`. Pure, and free of heavy imports: `main.ts` parses before it
+ * loads a command.
+ */
+export interface FlagSpec {
+  type: "string" | "boolean";
+  /** For string flags: the value must be an integer in [min, max]. */
+  integer?: { min: number; max: number };
+  /** How the value is written in help, e.g. "N" or "DIR". */
+  value?: string;
+  help: string;
+}
+
+export interface CommandSpec {
+  /** Positionals as written in the usage line, e.g. "[files|dirs]". */
+  usage: string;
+  summary: string;
+  flags: Record<string, FlagSpec>;
+  /** How many positionals the command takes at most (undefined: any number). */
+  maxPositionals?: number;
+  /** Allowed values of the first positional (a verb), if any. */
+  verbs?: readonly string[];
+  /** Positionals the command needs (with its verb). */
+  minPositionals?: number;
+}
+
+const INPUTS = "[files|dirs]";
+
+export const COMMANDS = {
+  run: {
+    usage: INPUTS,
+    summary: "run topologies until SIGTERM (default: $STREAMFLEET_TOPOLOGIES or ./topologies)",
+    flags: {
+      "admin-port": { type: "string", integer: { min: 0, max: 65535 }, value: "N", help: "port of /metrics, /healthz, /readyz, /health (default $STREAMFLEET_ADMIN_PORT or 9464; 0 picks a free one)" },
+      json: { type: "boolean", help: "JSON log lines only, no live summary even on a terminal" },
+    },
+  },
+  validate: {
+    usage: INPUTS,
+    summary: "check topologies: every problem of every file, then their Avro subjects against the registry",
+    flags: { offline: { type: "boolean", help: "skip the registry checks" } },
+  },
+  graph: { usage: INPUTS, summary: "the fleet's DAG (topics between topologies) as Mermaid", flags: {} },
+  dlq: {
+    usage: "replay <topology>",
+    summary: "send a topology's dead letters back to their source topics, after a fix",
+    flags: {
+      dir: { type: "string", value: "DIR", help: "where the topologies are (default $STREAMFLEET_TOPOLOGIES or ./topologies)" },
+      "dry-run": { type: "boolean", help: "count what would be replayed, send nothing" },
+    },
+    verbs: ["replay"],
+    minPositionals: 2,
+    maxPositionals: 2,
+  },
+  stack: {
+    usage: "up|down|status|env",
+    summary: "start, stop or check the local services (default: status)",
+    flags: {},
+    verbs: ["up", "down", "status", "env"],
+    maxPositionals: 1,
+  },
+  start: { usage: "", summary: "the demo: stack, example fleet, feature server, receivers, producer; Ctrl-C stops it all", flags: {}, maxPositionals: 0 },
+} as const satisfies Record<string, CommandSpec>;
+
+export type CommandName = keyof typeof COMMANDS;
+
+export function isCommand(name: string): name is CommandName {
+  return Object.hasOwn(COMMANDS, name);
+}
+
+/** A command line that does not parse: the CLI prints the message as one line and exits 2. */
+function usageError(command: string, message: string): SfError {
+  return new SfError("SF_ERR_CLI_USAGE", `${message} (see \`streamfleet ${command} --help\`)`);
+}
+
+export interface Parsed {
+  help: boolean;
+  values: Record<string, string | boolean | number | undefined>;
+  positionals: string[];
+}
+
+/** Parses one command's arguments; throws SF_ERR_CLI_USAGE with one line on anything wrong. */
+export function parseCommand(name: CommandName, args: readonly string[]): Parsed {
+  const spec: CommandSpec = COMMANDS[name];
+  const options = Object.fromEntries([
+    ["help", { type: "boolean", short: "h" }],
+    ...Object.entries(spec.flags).map(([flag, f]) => [flag, { type: f.type }]),
+  ]) as Record<string, { type: "string" | "boolean"; short?: string }>;
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true }) as typeof parsed;
+  } catch (err) {
+    throw usageError(name, plain((err as Error).message));
+  }
+  const values: Parsed["values"] = { ...parsed.values };
+  if (values.help) return { help: true, values, positionals: parsed.positionals };
+  for (const [flag, f] of Object.entries(spec.flags)) {
+    const raw = parsed.values[flag];
+    if (f.integer && typeof raw === "string") values[flag] = integer(name, flag, raw, f.integer);
+  }
+  const p = parsed.positionals;
+  if (spec.verbs && p[0] !== undefined && !spec.verbs.includes(p[0])) {
+    throw usageError(name, `unknown ${name} command "${p[0]}": use ${spec.verbs.join(", ")}`);
+  }
+  if (spec.minPositionals !== undefined && p.length < spec.minPositionals) throw usageError(name, `missing argument: streamfleet ${name} ${spec.usage}`);
+  if (spec.maxPositionals !== undefined && p.length > spec.maxPositionals) throw usageError(name, `unexpected argument "${p[spec.maxPositionals]}"`);
+  return { help: false, values, positionals: p };
+}
+
+function integer(command: string, flag: string, raw: string, range: { min: number; max: number }): number {
+  const n = /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n) || n < range.min || n > range.max) {
+    throw usageError(command, `--${flag} must be an integer from ${range.min} to ${range.max}, got "${raw}"`);
+  }
+  return n;
+}
+
+/** parseArgs's messages, cut to their first sentence and without node's error-code prefix. */
+function plain(message: string): string {
+  return message
+    .split(/\.\s/)[0]!
+    .replace(/\.$/, "")
+    .replace(/^Unknown option '(.+)'$/, "unknown option $1")
+    .replace(/^Option '(-\S+)(?:, (--\S+))? <value>' argument missing$/, (_, a: string, b?: string) => `${b ?? a} needs a value`);
+}
+
+/** `streamfleet <command> --help`. */
+export function commandHelp(name: CommandName): string {
+  const spec: CommandSpec = COMMANDS[name];
+  const flags: [string, string][] = Object.entries(spec.flags).map(([flag, f]) => [`--${flag}${f.value ? ` ${f.value}` : ""}`, f.help]);
+  flags.push(["-h, --help", "this help"]);
+  const width = Math.max(...flags.map(([f]) => f.length));
+  return [`usage: streamfleet ${name}${spec.usage ? ` ${spec.usage}` : ""} [options]`, "", spec.summary, "", "options:", ...flags.map(([f, h]) => `  ${f.padEnd(width)}  ${h}`)].join("\n");
+}
+
+/** `streamfleet --help`: every command with its summary. */
+export function topLevelHelp(): string {
+  const lines = (Object.keys(COMMANDS) as CommandName[]).map((n) => [`${n} ${COMMANDS[n].usage}`.trim(), COMMANDS[n].summary] as const);
+  const width = Math.max(...lines.map(([u]) => u.length));
+  return [
+    "usage: streamfleet <command> [options]",
+    "",
+    "commands:",
+    ...lines.map(([u, summary]) => `  ${u.padEnd(width)}  ${summary}`),
+    "",
+    "`streamfleet <command> --help` shows a command's arguments and options.",
+  ].join("\n");
+}
