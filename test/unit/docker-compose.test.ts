@@ -16,6 +16,7 @@ import { ROOT } from "../support/observability.ts";
 
 interface Service {
   image: string;
+  build?: string;
   command?: string[];
   environment?: Record<string, string>;
   ports?: string[];
@@ -34,7 +35,10 @@ describe("docker-compose.yml", () => {
     expect(services.kafka!.image).toBe(`apache/kafka:${/<kafka\.version>([^<]+)</.exec(pom)![1]}`);
     expect(services.registry!.image).toBe(`apicurio/apicurio-registry:${APICURIO_VERSION}`);
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { devDependencies: Record<string, string> };
-    expect(services.worker!.image).toBe(`node:${pkg.devDependencies.node!.split(".")[0]}`);
+    // The worker is the repository's image, whose Node major test/unit/dockerfile.test.ts ties to package.json.
+    expect(services.worker!.image).toBe("streamfleet:latest");
+    expect(services.worker!.build).toBe(".");
+    expect(pkg.devDependencies.node).toBeDefined();
   });
 
   it("gives the worker every connection variable, each pointing at a service of the file", () => {
@@ -48,9 +52,10 @@ describe("docker-compose.yml", () => {
   });
 
   it("runs a topology directory that validates, with its admin port published and scraped by Prometheus", async () => {
-    const [node, main, verb, dir, ...flags] = services.worker!.command!;
-    expect([node, main, verb]).toEqual(["node", "lib/cli/main.ts", "run"]);
+    // The image's entry point is `streamfleet run`: the command is its arguments, the directory mounted from here.
+    const [dir, ...flags] = services.worker!.command!;
     expect(flags).toEqual(["--json"]);
+    expect(mounts(services.worker!).get(dir!)).toBe(`/app/${dir}`);
     const loaded = await loadTopologies([path.join(ROOT, dir!)], defaultCatalogue());
     expect(loaded.length).toBeGreaterThan(0);
     const port = services.worker!.environment!.STREAMFLEET_ADMIN_PORT!;
