@@ -1,0 +1,148 @@
+"""The online read path of the feature store for Python, mirroring lib/features/client.ts."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+
+from .layout import decode_features, entity_key, fields_to_read, views_key
+
+Number = Union[int, float]
+ViewDef = Dict[str, Any]
+EntityFeatures = Dict[str, Any]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _text(raw: Union[str, bytes]) -> str:
+    return raw.decode("utf-8") if isinstance(raw, bytes) else raw
+
+
+class FeatureClient:
+    """Reads feature views the ``redis.features`` sink writes, by the documented Redis layout.
+
+    ``redis`` is a ``redis.Redis`` client (``decode_responses`` either way); the caller owns it.
+    ``key_prefix`` is the sink's ``key_prefix``. Views come from the registry hash
+    ``<key_prefix>sf:v1:views`` the sink writes (cached ``views_refresh_s`` seconds; an unknown
+    view name re-reads it at once), or from ``views``, a fixed list of view definitions.
+    ``now`` (epoch ms) is for tests.
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        key_prefix: str = "",
+        views: Optional[Sequence[ViewDef]] = None,
+        views_refresh_s: float = 5,
+        *,
+        now: Optional[Callable[[], Number]] = None,
+    ) -> None:
+        self._redis = redis
+        self._prefix = key_prefix
+        self._fixed: Optional[Dict[str, ViewDef]] = {v["name"]: v for v in views} if views is not None else None
+        self._refresh_ms = views_refresh_s * 1000
+        self._now = now or _now_ms
+        self._cached: Dict[str, ViewDef] = {}
+        self._loaded_at: float = float("-inf")
+
+    @classmethod
+    def from_url(cls, url: str, key_prefix: str = "", **kwargs: Any) -> "FeatureClient":
+        """A client on its own connection: ``FeatureClient.from_url("redis://localhost:6379")``."""
+        import redis  # the one dependency; imported here so layout stays importable without it
+
+        return cls(redis.Redis.from_url(url), key_prefix, **kwargs)
+
+    # -- views -------------------------------------------------------------------------------
+
+    def views(self, force: bool = False) -> Dict[str, ViewDef]:
+        """Every known view by name, from the fixed list or the registry."""
+        if self._fixed is not None:
+            return self._fixed
+        if force or self._now() - self._loaded_at > self._refresh_ms:
+            raw: Mapping[Any, Any] = self._redis.hgetall(views_key(self._prefix))
+            fresh: Dict[str, ViewDef] = {}
+            for name, text in raw.items():
+                try:
+                    fresh[_text(name)] = json.loads(_text(text))
+                except ValueError:
+                    pass  # a registry entry that is not JSON was not written by the sink; leave it out
+            self._cached = fresh
+            self._loaded_at = self._now()
+        return self._cached
+
+    def view(self, name: str) -> Optional[ViewDef]:
+        """One view's definition; None when no sink registered it."""
+        found = self.views().get(name)
+        if found is None and self._fixed is None:
+            found = self.views(force=True).get(name)
+        return found
+
+    def _resolve(self, view_name: str, ids: Sequence[str], names: Optional[Sequence[str]]) -> tuple:
+        view = self.view(view_name)
+        if view is None:
+            known = sorted(self.views())
+            where = f'under key_prefix "{self._prefix}"' if self._prefix else "(key_prefix empty)"
+            has = f"known views: {', '.join(known)}" if known else f"no view is registered {where}: has a redis.features sink opened?"
+            raise ValueError(f'unknown feature view "{view_name}" ({has})')
+        if len(ids) == 0:
+            raise ValueError("expected at least one entity id")
+        for i in ids:
+            if not isinstance(i, str) or i == "":
+                raise ValueError(f"expected entity ids to be non-empty strings, got {i!r} (entity ids are the key's text: pass str(id))")
+        every = [f["name"] for f in view["features"]]
+        if isinstance(names, str):
+            names = [names]
+        chosen = list(names) if names else every
+        unknown = [n for n in chosen if n not in every]
+        if unknown:
+            listed = ", ".join(json.dumps(n) for n in unknown)
+            raise ValueError(f'view "{view_name}" has no feature {listed} (it has {", ".join(every)})')
+        return view, chosen
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, view: str, entity_id: str, names: Optional[Sequence[str]] = None, as_of: Optional[Number] = None) -> EntityFeatures:
+        """One entity's features: ``{"id", "found", "features": {name: {value, event_time, staleness_ms[, window_start]}}}``.
+
+        ``as_of`` (epoch ms, default now) picks the window windows read and the time staleness
+        is measured from; it does not travel back in time (see the README).
+        """
+        v, chosen = self._resolve(view, [entity_id], names)
+        at = self._now() if as_of is None else as_of
+        reply = self._redis.hmget(entity_key(self._prefix, v["name"], entity_id), fields_to_read(v, chosen, at))
+        return self._entity(v, chosen, entity_id, reply, at)
+
+    def get_many(self, view: str, ids: Sequence[str], names: Optional[Sequence[str]] = None, as_of: Optional[Number] = None) -> List[EntityFeatures]:
+        """Features of ``ids`` in the order of ``ids``: one pipeline of one HMGET per entity."""
+        if isinstance(ids, (str, bytes)):
+            raise ValueError("get_many expects a list of entity ids; for one id use get()")
+        ids = list(ids)
+        v, chosen = self._resolve(view, ids, names)
+        at = self._now() if as_of is None else as_of
+        wanted = fields_to_read(v, chosen, at)
+        pipe = self._redis.pipeline(transaction=False)
+        for i in ids:
+            pipe.hmget(entity_key(self._prefix, v["name"], i), wanted)
+        replies = pipe.execute()
+        return [self._entity(v, chosen, i, reply, at) for i, reply in zip(ids, replies)]
+
+    def get_frame(self, view: str, ids: Sequence[str], names: Optional[Sequence[str]] = None, as_of: Optional[Number] = None) -> Any:
+        """A pandas DataFrame of feature values: one row per id (index named after the view's entity), one column per feature.
+
+        Never-written features are missing (None, or NaN in a numeric column); windows read 0.
+        """
+        try:
+            import pandas as pd
+        except ImportError as err:  # pragma: no cover - depends on the machine
+            raise ImportError("get_frame needs pandas: apt-get install python3-pandas, or pip install 'streamfleet-features[pandas]'") from err
+        entities = self.get_many(view, ids, names, as_of)
+        columns = list(entities[0]["features"])  # get_many answers at least one id
+        rows = [[e["features"][n]["value"] for n in columns] for e in entities]
+        return pd.DataFrame(rows, columns=columns, index=pd.Index([e["id"] for e in entities], name=self.view(view)["entity"]))
+
+    @staticmethod
+    def _entity(view: ViewDef, names: List[str], entity_id: str, reply: Sequence[Any], as_of: Number) -> EntityFeatures:
+        return {"id": entity_id, "found": any(r is not None for r in reply), "features": decode_features(view, names, reply, as_of)}

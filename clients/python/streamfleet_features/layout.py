@@ -1,0 +1,115 @@
+"""The Redis key layout of the feature store (version 1), as lib/features/layout.ts states it.
+
+Pure: no Redis client here. docs/feature-store.md describes the same layout; this module
+is its Python reading, kept line for line with the TS reader so both return the same values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+#: Namespace and layout version of every key streamfleet writes to Redis.
+NAMESPACE = "sf:v1:"
+
+WINDOW_KINDS = ("window_count", "window_sum")
+KINDS = ("latest", "counter", "min", "max", "last_n") + WINDOW_KINDS
+
+Raw = Union[str, bytes, None]
+
+
+def views_key(prefix: str) -> str:
+    """HASH registry of feature views: field = view name, value = the view's JSON."""
+    return f"{prefix}{NAMESPACE}views"
+
+
+def entity_key(prefix: str, view: str, entity_id: str) -> str:
+    """HASH of one entity's features in one view."""
+    return f"{prefix}{NAMESPACE}fv:{view}:{entity_id}"
+
+
+def bucket_start(t: Union[int, float], size: int) -> Union[int, float]:
+    """Start (epoch ms) of the tumbling window of length ``size`` ms holding time ``t`` (epoch-aligned)."""
+    if isinstance(t, int) and isinstance(size, int):
+        return t // size * size
+    return math.floor(t / size) * size
+
+
+def _text(raw: Raw) -> Optional[str]:
+    return raw.decode("utf-8") if isinstance(raw, bytes) else raw
+
+
+def _reject_constant(name: str) -> Any:
+    # JSON.parse rejects NaN/Infinity; so does this reader, to return what the TS client returns
+    raise ValueError(name)
+
+
+def parse_json(raw: Raw) -> Any:
+    """A stored value as JSON; text that is not JSON is returned as is (as the TS client does)."""
+    text = _text(raw)
+    if text is None:
+        return None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        return text
+
+
+def parse_number(raw: Raw) -> Union[int, float]:
+    """A number the sink stored (``"3"``, ``"2.5"``, ``"1e+20"``): an int when it is written as one."""
+    text = _text(raw)
+    assert text is not None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")  # what JS's Number() makes of text that is no number
+
+
+def _feature(view: Dict[str, Any], name: str) -> Dict[str, Any]:
+    for f in view["features"]:
+        if f["name"] == name:
+            return f
+    raise ValueError(f'view "{view["name"]}" has no feature "{name}"')
+
+
+def fields_to_read(view: Dict[str, Any], names: Sequence[str], as_of: Union[int, float]) -> List[str]:
+    """The hash fields to HMGET for ``names``, two per feature, in the order decode_features expects."""
+    out: List[str] = []
+    for name in names:
+        f = _feature(view, name)
+        if f["kind"] in WINDOW_KINDS:
+            out.append(f"{name}|{bucket_start(as_of, f['window_ms'])}")
+        else:
+            out.append(name)
+        out.append(f"{name}@t")
+    return out
+
+
+def decode_features(view: Dict[str, Any], names: Sequence[str], reply: Sequence[Raw], as_of: Union[int, float]) -> Dict[str, Dict[str, Any]]:
+    """Turns the HMGET reply for fields_to_read into ``{name: {value, event_time, staleness_ms[, window_start]}}``.
+
+    Never written: value None and event_time None, except windows, which read 0 (a window with
+    no events sums to 0). Windows read the window holding ``as_of``.
+    """
+    out: Dict[str, Dict[str, Any]] = {}
+    for i, name in enumerate(names):
+        f = _feature(view, name)
+        raw = reply[2 * i] if 2 * i < len(reply) else None
+        t = reply[2 * i + 1] if 2 * i + 1 < len(reply) else None
+        event_time = None if t is None else parse_number(t)
+        staleness = None if event_time is None else max(0, as_of - event_time)
+        if f["kind"] in WINDOW_KINDS:
+            out[name] = {
+                "value": 0 if raw is None else parse_number(raw),
+                "event_time": event_time,
+                "staleness_ms": staleness,
+                "window_start": bucket_start(as_of, f["window_ms"]),
+            }
+        else:
+            out[name] = {"value": parse_json(raw), "event_time": event_time, "staleness_ms": staleness}
+    return out
