@@ -7,12 +7,15 @@ import { execFile, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import fc from "fast-check";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sink, StreamRecord } from "../../lib/runtime/contracts.ts";
 import { featuresSink } from "../../lib/connectors/redis/sink-features.ts";
 import { FeatureClient } from "../../lib/features/client.ts";
 import type { EntityFeatures } from "../../lib/features/client.ts";
+import { decodeFeatures, fieldsToRead } from "../../lib/features/layout.ts";
+import type { FeatureDef, ViewDef } from "../../lib/features/layout.ts";
 import { describeStack, stack, TestScope } from "../support/scope.ts";
 import { makeContext, makeRecord } from "../support/records.ts";
 import { underCi } from "../support/tools.ts";
@@ -106,6 +109,53 @@ function pytest(env: Record<string, string>): Promise<{ code: number; output: st
   });
 }
 
+/** A generated read: a view, the names asked, as_of, and an HMGET reply of what Redis could hold. */
+interface Decode {
+  view: ViewDef;
+  names: string[];
+  asOf: number;
+  reply: (string | null)[];
+}
+
+const KINDS = ["latest", "counter", "min", "max", "last_n", "window_count", "window_sum"] as const;
+const stored = fc.oneof(
+  fc.constant(null),
+  fc.jsonValue().map((v) => JSON.stringify(v)), // latest, last_n
+  fc.integer().map(String), // counters, counts, event times
+  fc.double({ noNaN: true }).map((x) => (Number.isFinite(x) ? x.toPrecision(15) : String(x))), // sums as features-apply.lua writes them (%.15g)
+  fc.double({ noNaN: true }).map(String),
+  fc.string(), // text no writer of the layout stores: both readers must still agree
+);
+const decodeArb: fc.Arbitrary<Decode> = fc
+  .uniqueArray(fc.record({ name: fc.stringMatching(/^[a-z][a-z0-9_]{0,6}$/), kind: fc.constantFrom(...KINDS), window_ms: fc.constantFrom(1000, 60_000, 3_600_000, 86_400_000) }), { minLength: 1, maxLength: 6, selector: (f) => f.name })
+  .chain((features) =>
+    fc.record({
+      view: fc.constant({ name: "v", entity: "e", features: features.map((f): FeatureDef => (f.kind.startsWith("window_") ? { name: f.name, kind: f.kind, window_ms: f.window_ms, buckets: 2 } : { name: f.name, kind: f.kind })) }),
+      names: fc.subarray(features.map((f) => f.name), { minLength: 1 }),
+      asOf: fc.oneof(fc.integer({ min: -1e12, max: 4e12 }), fc.double({ min: -1e12, max: 4e12, noNaN: true })),
+      reply: fc.array(fc.oneof(stored, fc.maxSafeInteger().map(String)), { minLength: 12, maxLength: 12 }),
+    }),
+  );
+
+/** Decodes every case with the Python layout module in one process; NaN and ±Infinity come back as text. */
+const PY_DECODE = `
+import json, math, sys
+sys.path.insert(0, "clients/python")
+from streamfleet_features.layout import decode_features, fields_to_read
+def nan(x):
+    if isinstance(x, float) and not math.isfinite(x): return str(x).replace("nan", "NaN").replace("inf", "Infinity")
+    if isinstance(x, dict): return {k: nan(v) for k, v in x.items()}
+    if isinstance(x, list): return [nan(v) for v in x]
+    return x
+out = [{"fields": fields_to_read(c["view"], c["names"], c["asOf"]), "features": nan(decode_features(c["view"], c["names"], c["reply"], c["asOf"]))} for c in json.load(sys.stdin)]
+json.dump(out, sys.stdout)
+`;
+
+/** Through JSON, as a reader in another language sees it (-0 is 0), NaN and ±Infinity spelt as text. */
+function viaJson(x: unknown): unknown {
+  return JSON.parse(JSON.stringify(x, (_k, v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v)));
+}
+
 const gate = pythonGate();
 const suite = (): void => {
   beforeAll(() => gate.check());
@@ -156,6 +206,18 @@ const suite = (): void => {
       const got: unknown = JSON.parse(fs.readFileSync(path.join(actual, `${c.name}.json`), "utf8"));
       expect(got, c.name).toEqual(c.expected);
     }
+  });
+
+  it("decodes any reply as lib/features/layout.ts does (generated views, replies and read times)", () => {
+    const seed = Date.now();
+    const samples = fc.sample(decodeArb, { numRuns: 400, seed });
+    const run = spawnSync(PYTHON, ["-c", PY_DECODE], { input: JSON.stringify(samples), encoding: "utf8", maxBuffer: 256 * 1024 * 1024, cwd: process.cwd(), env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" } });
+    expect(run.status, run.stderr).toBe(0);
+    const python = JSON.parse(run.stdout) as { fields: string[]; features: unknown }[];
+    samples.forEach((c, i) => {
+      const ts = { fields: fieldsToRead(c.view, c.names, c.asOf), features: decodeFeatures(c.view, c.names, c.reply, c.asOf) };
+      expect(python[i], `seed ${seed}, case ${i}: ${JSON.stringify(c)}`).toEqual(viaJson(ts));
+    });
   });
 };
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 #: Namespace and layout version of every key streamfleet writes to Redis.
@@ -56,18 +57,33 @@ def parse_json(raw: Raw) -> Any:
         return text
 
 
+# What JS's Number() accepts (ASCII digits only, no "_"): the TS reader turns stored text into numbers with it
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_RADIX = re.compile(r"0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+")
+_EXACT = 2**53
+_INFINITY = {"Infinity": math.inf, "+Infinity": math.inf, "-Infinity": -math.inf}
+
+
 def parse_number(raw: Raw) -> Union[int, float]:
-    """A number the sink stored (``"3"``, ``"2.5"``, ``"1e+20"``): an int when it is written as one."""
-    text = _text(raw)
-    assert text is not None
+    """A number the sink stored (``"3"``, ``"2.5"``, ``"1e+20"``), read as JS's ``Number()`` reads it.
+
+    An int when the text is an integer a double holds exactly (|n| ≤ 2**53, as every epoch-ms
+    time), else a float; NaN for text that is no number, as ``Number()`` gives.
+    """
+    text = (_text(raw) or "").strip()
+    if text == "":
+        return 0
+    if text in _INFINITY:
+        return _INFINITY[text]
+    if _RADIX.fullmatch(text):
+        return int(text, 0)
+    if not _DECIMAL.fullmatch(text):
+        return math.nan
     try:
-        return int(text)
+        n = int(text)
     except ValueError:
-        pass
-    try:
         return float(text)
-    except ValueError:
-        return float("nan")  # what JS's Number() makes of text that is no number
+    return n if -_EXACT <= n <= _EXACT else float(text)
 
 
 def _feature(view: Dict[str, Any], name: str) -> Dict[str, Any]:
@@ -75,6 +91,11 @@ def _feature(view: Dict[str, Any], name: str) -> Dict[str, Any]:
         if f["name"] == name:
             return f
     raise ValueError(f'view "{view["name"]}" has no feature "{name}"')
+
+
+def _not_below_zero(x: Union[int, float]) -> Union[int, float]:
+    # Math.max(0, x): NaN stays NaN (Python's max(0, nan) would say 0)
+    return x if x != x or x > 0 else 0
 
 
 def fields_to_read(view: Dict[str, Any], names: Sequence[str], as_of: Union[int, float]) -> List[str]:
@@ -102,7 +123,7 @@ def decode_features(view: Dict[str, Any], names: Sequence[str], reply: Sequence[
         raw = reply[2 * i] if 2 * i < len(reply) else None
         t = reply[2 * i + 1] if 2 * i + 1 < len(reply) else None
         event_time = None if t is None else parse_number(t)
-        staleness = None if event_time is None else max(0, as_of - event_time)
+        staleness = None if event_time is None else _not_below_zero(as_of - event_time)
         if f["kind"] in WINDOW_KINDS:
             out[name] = {
                 "value": 0 if raw is None else parse_number(raw),

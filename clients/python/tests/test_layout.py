@@ -2,7 +2,7 @@
 
 import math
 
-from streamfleet_features.layout import bucket_start, decode_features, entity_key, fields_to_read, parse_json, views_key
+from streamfleet_features.layout import bucket_start, decode_features, entity_key, fields_to_read, parse_json, parse_number, views_key
 
 HOUR = 3_600_000
 T0 = 1_704_103_200_000  # 2024-01-01T10:00:00Z, the start of an hourly window
@@ -79,5 +79,19 @@ def test_text_that_is_not_json_is_returned_as_is_like_json_parse():
 
 
 def test_a_window_sum_that_is_no_number_reads_nan_like_number():
-    got = decode_features(VIEW, ["s1h"], ["oops", None], T0)
+    got = decode_features(VIEW, ["s1h"], ["oops", "oops"], T0)
     assert math.isnan(got["s1h"]["value"])
+    assert math.isnan(got["s1h"]["staleness_ms"])  # Math.max(0, NaN) is NaN
+
+
+def test_numbers_read_as_js_number_reads_them():
+    assert parse_number("19") == 19 and isinstance(parse_number("19"), int)
+    assert parse_number(" 2.5 ") == 2.5
+    assert parse_number("5.") == 5 and parse_number(".5") == 0.5
+    assert parse_number("1e+20") == 1e20
+    assert parse_number("") == 0
+    assert parse_number("0x10") == 16
+    assert parse_number("-Infinity") == -math.inf
+    assert parse_number("9007199254740993") == 9007199254740992.0  # beyond 2**53: a double, as in JS
+    for text in ("1_000", "infinity", "-0x10", "\u0661\u0662", "3 apples"):  # Python's int()/float() take some of these; Number() does not
+        assert math.isnan(parse_number(text)), text
