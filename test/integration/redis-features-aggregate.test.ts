@@ -139,6 +139,14 @@ function decode(h: Record<string, string>): FeatureState[] {
   });
 }
 
+/** The aggregated hashes equal the one-message-at-a-time ones byte for byte, and the algebra's states. */
+async function expectSame(aggregated: string, single: string, messages: Ev[][]): Promise<void> {
+  const got = await hashes(aggregated);
+  expect(got).toEqual(await hashes(single));
+  const want = expected(messages);
+  for (const rid of Object.keys(want)) expect(decode(got[rid]!)).toEqual(want[rid]);
+}
+
 beforeAll(() => {
   redis = new Redis(stack().REDIS_URL);
 });
@@ -171,10 +179,7 @@ describeStack("redis.features: aggregated batches with replays == one message at
           // One input message per write: its fanned-out records share an offset, told apart by
           // their sequence in the write, so they cannot be written one per call.
           for (let o = 0; o < messages.length; o++) expect((await s.write(recordsOf(messages, o, o + 1)))?.failed ?? []).toEqual([]);
-          const got = await hashes(aggregated);
-          expect(got).toEqual(await hashes(single));
-          const want = expected(messages);
-          for (const rid of Object.keys(want)) expect(decode(got[rid]!)).toEqual(want[rid]);
+          await expectSame(aggregated, single, messages);
         } finally {
           await a.close();
           await s.close();
@@ -215,10 +220,7 @@ describeStack("redis.features: aggregated batches with replays == one message at
           for (const [p, messages] of streams.entries()) {
             for (let o = 0; o < messages.length; o++) expect((await s.write(recordsOf(messages, o, o + 1, p)))?.failed ?? []).toEqual([]);
           }
-          const got = await hashes(aggregated);
-          expect(got).toEqual(await hashes(single));
-          const want = expected(streams.flat());
-          for (const rid of Object.keys(want)) expect(decode(got[rid]!)).toEqual(want[rid]);
+          await expectSame(aggregated, single, streams.flat());
         } finally {
           await a.close();
           await s.close();
