@@ -1,13 +1,17 @@
 /**
  * The V8 heap bounds a worker (`streamfleet run`) runs with unless the user chose their own.
- * Left to its defaults on a large machine, V8 lets a worker draining a backlog grow to ~550 MB
- * (a 64 MB semi-space: 128 MB of young generation alone, and an old generation allowed to reach
- * ~4 GB before it is collected in earnest); bounded, the same worker stays near 200 MB
- * (BENCHMARKS.md, "memory under a backlog"). Kept free of imports: `main.ts` applies it
- * before it loads anything else.
+ * Left to its defaults on a large machine, V8 lets a worker draining a backlog grow past 500 MB
+ * (a 64 MB semi-space: 128 MB of young generation alone, and an old generation that may grow
+ * toward ~4 GB, mostly garbage, before it is collected in earnest); bounded, the same worker
+ * peaks near 300 MB, for ~15–40 % more CPU per record in GC (BENCHMARKS.md, "memory under a
+ * backlog"). Kept free of imports: `main.ts` applies it before it loads anything else.
  */
 
-/** Each flag's default value in MB. The old space is a ceiling far above what a worker holds; the semi-space sets the young generation (two of them). */
+/**
+ * Each flag's default value in MB. The old space is a ceiling (RSS ≈ heap + ~120 MB stays under
+ * the Deployment's 512 Mi even when it is reached) and, as a side effect, makes V8 collect the
+ * old generation sooner; the semi-space sets the young generation (two of them).
+ */
 export const WORKER_HEAP_MB: Readonly<Record<string, number>> = {
   "--max-old-space-size": 256,
   "--max-semi-space-size": 16,

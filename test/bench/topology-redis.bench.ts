@@ -162,7 +162,8 @@ function print(round: number, outcomes: Outcome[]): void {
     );
   }
   console.log("CPU µs/rec: the contender process's user + system time (GC threads too, start-up included) over N; its node flags:");
-  for (const o of outcomes) console.log(`  ${o.contender.padEnd(9)} ${o.execArgv.filter((a) => !NODE_FLAGS.includes(a)).join(" ") || "(node's defaults)"}`);
+  const nodeOptions = process.env.NODE_OPTIONS ? ` NODE_OPTIONS="${process.env.NODE_OPTIONS}"` : "";
+  for (const o of outcomes) console.log(`  ${o.contender.padEnd(9)} ${o.execArgv.filter((a) => !NODE_FLAGS.includes(a)).join(" ") || "(none)"}${nodeOptions}`);
   console.log("start-up, ms since the contender's process started (first commit = the start-up column):");
   for (const o of outcomes) {
     const steps = Object.entries(o.marks)
