@@ -112,12 +112,12 @@ export class TopologyMetrics {
    * and added to the histogram's series once. Same sum, count and buckets as observe() per
    * record; if prom-client's internals are not what this expects, it falls back to observe().
    */
-  endToEnd(records: readonly { timestamp: number }[], now: number): void {
-    const n = records.length;
+  endToEnd(timestamps: readonly number[], now: number): void {
+    const n = timestamps.length;
     if (n === 0) return;
-    const series = this.e2eSeries(Math.max(0, (now - records[0]!.timestamp) / 1000));
+    const series = this.e2eSeries(Math.max(0, (now - timestamps[0]!) / 1000));
     if (!series) {
-      for (let i = 1; i < n; i++) this.e2e.observe(Math.max(0, (now - records[i]!.timestamp) / 1000));
+      for (let i = 1; i < n; i++) this.e2e.observe(Math.max(0, (now - timestamps[i]!) / 1000));
       return;
     }
     const bounds = this.e2eBounds;
@@ -127,7 +127,7 @@ export class TopologyMetrics {
     let v = 0;
     let b = 0;
     for (let i = 1; i < n; i++) {
-      const t = records[i]!.timestamp;
+      const t = timestamps[i]!;
       if (t !== ts) {
         // Neighbouring records mostly share their millisecond: find each distinct bucket once.
         ts = t;

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { Decoder } from "../codecs/index.ts";
 import { createDecoder } from "../codecs/index.ts";
 import type { SchemaCodecs } from "../codecs/registry.ts";
-import { errorCode, errorMessage, isRetriable } from "../errors.ts";
+import { errorCode, errorMessage, isRetriable, SfError } from "../errors.ts";
 import type { EngineMetrics, TopologyMetrics } from "../observability/metrics.ts";
 import type { LoadedTopology } from "../topology/loader.ts";
 import { groupOf } from "../topology/loader.ts";
@@ -12,7 +12,7 @@ import type { Connections } from "./connections.ts";
 import type { ComponentContext, DeadLetter, DeadLetterWriter, RecordOrigin, Sink, SinkFailure, Source, SourceBatch, SourceMessage, Step, StreamPlatform, StreamRecord } from "./contracts.ts";
 import { runStep } from "./step-runner.ts";
 import { CommitUnits, partitionOf, reachedSinks } from "./units.ts";
-import type { CombiningSink, OpenUnit, Reached } from "./units.ts";
+import type { CombiningSink, OpenUnit } from "./units.ts";
 
 export interface RunnerDeps {
   platform: StreamPlatform;
@@ -194,7 +194,7 @@ export class TopologyRunner {
    * batches into one write while each fetch stays small.
    */
   private async take(batch: SourceBatch, ctl: BatchControl): Promise<void> {
-    const unit = this.units.open(batch, (exact) => this.sinks.filter((s) => s.sink.batch).map((s) => ({ ...s, open: s.sink.batch!({ exact }), taken: [] as RecordOrigin[], started: 0 })));
+    const unit = this.units.open(batch, (exact) => this.sinks.filter((s) => s.sink.batch).map((s) => ({ ...s, open: s.sink.batch!({ exact }), taken: 0, started: 0 })));
     const size = this.topology.source.max_batch_records;
     const all = batch.messages;
     let delivering: Promise<void> = Promise.resolve();
@@ -232,8 +232,9 @@ export class TopologyRunner {
    * partition is sought back to the unit's first offset and read in exact mode up to its last.
    */
   private async close(unit: OpenUnit, ctl: BatchControl): Promise<void> {
+    let lost = 0;
     try {
-      if (unit.combining.length) await Promise.all(unit.combining.map((c) => this.flushSink(c, ctl, unit.dead, unit.reached)));
+      if (unit.combining.length) lost = Math.max(0, ...(await Promise.all(unit.combining.map((c) => this.flushSink(c, ctl, unit.dead, unit.exact)))));
     } catch (err) {
       if (errorCode(err) !== "SF_ERR_SINK_REPLAY_OVERLAP") throw err;
       this.logger.info({ topic: unit.batch.topic, partition: unit.batch.partition, from: unit.first, to: unit.last.offset }, "replayed records overlap an earlier write in part; reading them again record by record");
@@ -258,9 +259,11 @@ export class TopologyRunner {
     // Counted once committed: a unit abandoned by a stop is counted when it is read again.
     const now = this.now();
     for (const r of unit.reached) {
-      this.tm.outcome("ok", r.ok.length);
+      const ok = Math.max(0, r.ok - lost);
+      lost -= r.ok - ok;
+      this.tm.outcome("ok", ok);
       this.tm.outcome("filtered", r.filtered);
-      this.tm.endToEnd(r.ok, now);
+      this.tm.endToEnd(r.times, now);
     }
     this.trackLag(unit.batch, unit.last);
   }
@@ -306,7 +309,7 @@ export class TopologyRunner {
         continue;
       }
       const t0 = performance.now();
-      for (const r of mine) c.taken.push(r.origin);
+      c.taken += mine.length;
       for (const f of c.open.add(mine)) dead.push(this.letter(f.origin, f.error, s.def.path, 1));
       c.started += performance.now() - t0;
     }
@@ -334,9 +337,13 @@ export class TopologyRunner {
     }
   }
 
-  /** Writes what a combining sink took from every slice; its failures leave the records' `ok` counts for the DLQ. */
-  private async flushSink(c: CombiningSink, ctl: BatchControl, dead: DeadLetter[], reached: Reached[]): Promise<void> {
-    if (c.taken.length === 0) return;
+  /**
+   * Writes what a combining sink took from every slice; returns how many records it could not
+   * write (dead-lettered, no longer `ok`). A folded batch that fails as a whole is read again
+   * in exact mode, where the sink names the records it refuses.
+   */
+  private async flushSink(c: CombiningSink, ctl: BatchControl, dead: DeadLetter[], exact: boolean): Promise<number> {
+    if (c.taken === 0) return 0;
     const { def } = c;
     let t0 = performance.now();
     let failed: SinkFailure[];
@@ -346,24 +353,24 @@ export class TopologyRunner {
         try {
           return await c.open.flush();
         } catch (err) {
-          this.tm.sink(def.name, c.taken.length, 0, false);
+          this.tm.sink(def.name, c.taken, 0, false);
           throw err;
         }
       });
       failed = result?.failed ?? [];
-      this.tm.sink(def.name, c.taken.length - failed.length, (performance.now() - t0 + c.started) / 1000, true);
+      this.tm.sink(def.name, c.taken - failed.length, (performance.now() - t0 + c.started) / 1000, true);
     } catch (err) {
-      if (err instanceof BatchAbandoned || isRetriable(err) || errorCode(err) === "SF_ERR_SINK_REPLAY_OVERLAP") throw err;
-      failed = [...new Set(c.taken)].map((origin) => ({ origin, error: err }));
+      if (err instanceof BatchAbandoned || isRetriable(err) || errorCode(err) === "SF_ERR_SINK_REPLAY_OVERLAP" || exact) throw err;
+      throw new SfError("SF_ERR_SINK_REPLAY_OVERLAP", `sink ${def.name} failed a whole batch (${errorMessage(err)}); reading it again record by record`, { cause: err });
     }
-    if (failed.length === 0) return;
+    if (failed.length === 0) return 0;
     const gone = new Set<RecordOrigin>();
     for (const f of failed) {
       if (gone.has(f.origin)) continue;
       gone.add(f.origin);
       dead.push(this.letter(f.origin, f.error, def.path, 1));
     }
-    for (const r of reached) r.ok = r.ok.filter((m) => !gone.has(m));
+    return gone.size;
   }
 
   private trackLag(batch: SourceBatch, last: SourceMessage): void {

@@ -8,21 +8,28 @@
  * the partition is caught up, every fetch commits at once.
  */
 import { BatchAbandoned } from "./batch-control.ts";
-import type { DeadLetter, RecordOrigin, Sink, SinkBatch, SourceBatch, SourceMessage, StreamRecord } from "./contracts.ts";
+import type { DeadLetter, Sink, SinkBatch, SourceBatch, SourceMessage, StreamRecord } from "./contracts.ts";
 import type { SinkDef } from "../topology/model.ts";
 
-/** Of a slice's messages: those that reached the sinks, and how many a step filtered out (the rest went to the DLQ). */
+/**
+ * Of a slice's messages: how many reached the sinks (with their Kafka timestamps, for the
+ * end-to-end latency) and how many a step filtered out (the rest went to the DLQ). Counts
+ * and numbers only: a unit must not keep its messages (and their fetched bytes) alive.
+ */
 export interface Reached {
-  ok: readonly SourceMessage[];
+  ok: number;
+  times: number[];
   filtered: number;
+  /** Offsets that reached the sinks, kept only for a slice that dead-lettered or filtered some. */
+  offsets?: Set<string>;
 }
 
-/** A combining sink during one unit: what it took (for a failure of the whole flush) and the time `add` spent. */
+/** A combining sink during one unit: how many records it took and the time `add` spent. */
 export interface CombiningSink {
   def: SinkDef;
   sink: Sink;
   open: SinkBatch;
-  taken: RecordOrigin[];
+  taken: number;
   started: number;
 }
 
@@ -152,18 +159,21 @@ export class CommitUnits {
 
 export function reachedSinks(messages: readonly SourceMessage[], records: readonly StreamRecord[], dead: readonly DeadLetter[]): Reached {
   // The common slice: every message reached the sinks as exactly one record.
-  if (dead.length === 0 && oneToOne(messages, records)) return { ok: messages, filtered: 0 };
+  if (dead.length === 0 && oneToOne(messages, records)) return { ok: messages.length, times: messages.map((m) => m.timestamp), filtered: 0 };
   const dlq = new Set<string>();
   for (const d of dead) dlq.add(d.origin.offset);
   const took = new Set(records.map((r) => r.origin.offset));
-  const ok: SourceMessage[] = [];
+  const times: number[] = [];
+  const offsets = new Set<string>();
   let filtered = 0;
   for (const m of messages) {
     if (dlq.has(m.offset)) continue;
-    if (took.has(m.offset)) ok.push(m);
-    else filtered++;
+    if (took.has(m.offset)) {
+      times.push(m.timestamp);
+      offsets.add(m.offset);
+    } else filtered++;
   }
-  return { ok, filtered };
+  return { ok: times.length, times, filtered, offsets };
 }
 
 /** True when records are the batch's messages one for one, in order (none filtered, none fanned out). */

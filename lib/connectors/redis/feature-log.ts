@@ -109,7 +109,7 @@ class FoldedEntity implements EntityPart {
   count = 0;
   private first = "";
   private firstSeq = 0;
-  private lastOrigin: RecordOrigin | undefined;
+  private last = "";
   private lastSeq = 0;
   private readonly updates: (Merged | undefined)[];
 
@@ -122,14 +122,14 @@ class FoldedEntity implements EntityPart {
   }
 
   add(origin: RecordOrigin, t: number, values: readonly unknown[]): void {
-    // records one offset produced (a step fanned out) are adjacent and share their origin
-    // object: number them per entity
-    const seq = this.lastOrigin === origin ? this.lastSeq + 1 : 0;
+    // records one offset produced (a step fanned out) are adjacent: number them per entity.
+    // Only the offset is kept: an origin object would keep its whole fetched batch alive.
+    const seq = this.count > 0 && this.last === origin.offset ? this.lastSeq + 1 : 0;
     if (this.count++ === 0) {
       this.first = origin.offset;
       this.firstSeq = seq;
     }
-    this.lastOrigin = origin;
+    this.last = origin.offset;
     this.lastSeq = seq;
     const add = this.view.accumulate;
     const updates = this.updates;
@@ -145,7 +145,7 @@ class FoldedEntity implements EntityPart {
   }
 
   position(args: Array<string | number>): void {
-    args.push(this.watermark, this.first, this.firstSeq, this.lastOrigin!.offset, this.lastSeq);
+    args.push(this.watermark, this.first, this.firstSeq, this.last, this.lastSeq);
   }
 }
 
