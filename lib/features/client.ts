@@ -1,5 +1,8 @@
 import type { Redis } from "ioredis";
+import type pg from "pg";
 import { SfError } from "../errors.ts";
+import { checkAsks, historicalChunks } from "./historical.ts";
+import type { HistoricalAsk, LoggedViewDef } from "./historical.ts";
 import { decodeFeatures, fieldsToRead, keys } from "./layout.ts";
 import type { FeatureValue, ViewDef } from "./layout.ts";
 
@@ -23,11 +26,25 @@ export interface FeatureClientOptions {
   /** How long the registry is cached; an unknown view name always refreshes it. Default 5 s. */
   viewsRefreshMs?: number;
   now?: () => number;
+  /** A pg pool on the database of the views' offline feature log, for `historical`; the caller owns it. */
+  offline?: pg.Pool;
 }
+
+/** An asked row with the values of the requested features as of its time (`t`). */
+export type HistoricalRow<R extends HistoricalAsk> = R & { features: Record<string, unknown> };
 
 export interface GetFeaturesOptions {
   /** Read time (epoch ms) for windows and staleness; default now. */
   asOf?: number;
+}
+
+/** The asked feature names (default: all), checked against the view. */
+export function chosenNames(view: ViewDef, names?: readonly string[]): string[] {
+  const all = view.features.map((f) => f.name);
+  const chosen = names && names.length > 0 ? [...names] : all;
+  const unknown = chosen.filter((n) => !all.includes(n));
+  if (unknown.length) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", `view "${view.name}" has no feature ${unknown.map((n) => JSON.stringify(n)).join(", ")} (it has ${all.join(", ")})`, { where: "names" });
+  return chosen;
 }
 
 /**
@@ -40,6 +57,7 @@ export class FeatureClient {
   private readonly fixed: Map<string, ViewDef> | undefined;
   private readonly refreshMs: number;
   private readonly now: () => number;
+  private readonly offline: pg.Pool | undefined;
   private cached: Map<string, ViewDef> = new Map();
   private loadedAt = -Infinity;
 
@@ -49,6 +67,7 @@ export class FeatureClient {
     this.fixed = options.views ? new Map(options.views.map((v) => [v.name, v])) : undefined;
     this.refreshMs = options.viewsRefreshMs ?? 5_000;
     this.now = options.now ?? Date.now;
+    this.offline = options.offline;
   }
 
   /** Every known view, from the fixed list or the registry. */
@@ -77,16 +96,18 @@ export class FeatureClient {
 
   /** Checks a request against the view; throws SF_ERR_FEATURES_BAD_REQUEST with the reason. */
   async resolve(viewName: string, ids: readonly string[], names?: readonly string[]): Promise<{ view: ViewDef; names: string[] }> {
-    const view = await this.view(viewName);
-    if (!view) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", `unknown feature view "${viewName}"`, { where: "view" });
+    const view = await this.known(viewName);
     if (ids.length === 0) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", "expected at least one entity id", { where: "ids" });
     const bad = ids.find((id) => typeof id !== "string" || id === "");
     if (bad !== undefined) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", `expected entity ids to be non-empty strings, got ${JSON.stringify(bad)}`, { where: "ids" });
-    const all = view.features.map((f) => f.name);
-    const chosen = names && names.length > 0 ? [...names] : all;
-    const unknown = chosen.filter((n) => !all.includes(n));
-    if (unknown.length) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", `view "${viewName}" has no feature ${unknown.map((n) => JSON.stringify(n)).join(", ")} (it has ${all.join(", ")})`, { where: "names" });
-    return { view, names: chosen };
+    return { view, names: chosenNames(view, names) };
+  }
+
+  /** A registered view; SF_ERR_FEATURES_BAD_REQUEST when there is none by that name. */
+  async known(viewName: string): Promise<ViewDef> {
+    const view = await this.view(viewName);
+    if (!view) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", `unknown feature view "${viewName}"`, { where: "view" });
+    return view;
   }
 
   /** Features of `ids` in `viewName` (all features unless `names`), in the order of `ids`. */
@@ -109,5 +130,29 @@ export class FeatureClient {
       const values = reply as (string | null)[];
       return { id, found: values.some((v) => v !== null), features: decodeFeatures(view, chosen, values, asOf) };
     });
+  }
+
+  /**
+   * Point-in-time features for training sets: each row (entity id, `t` epoch ms, and any
+   * other fields, e.g. labels, passed through) with every requested feature as of `t`, from
+   * the view's offline feature log — the value the online store held once every record with
+   * event time ≤ t had been applied, and nothing later (docs/feature-store.md). Same rows,
+   * same order. Needs the `offline` pool.
+   */
+  async historical<R extends HistoricalAsk>(viewName: string, rows: readonly R[], names?: readonly string[]): Promise<HistoricalRow<R>[]> {
+    if (!this.offline) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", "historical retrieval needs the `offline` pg pool in FeatureClient's options", { where: "offline" });
+    const view = await this.known(viewName);
+    const chosen = chosenNames(view, names);
+    checkAsks(rows);
+    const out: HistoricalRow<R>[] = [];
+    for await (const chunk of historicalChunks(this.offline, view as LoggedViewDef, rows, { names: chosen })) {
+      for (const values of chunk) {
+        const r = rows[out.length]!;
+        const features: Record<string, unknown> = {};
+        chosen.forEach((n, f) => (features[n] = values[f]));
+        out.push({ ...r, features });
+      }
+    }
+    return out;
   }
 }

@@ -39,6 +39,17 @@ export const featureSchema = z
     if (f.by !== undefined && f.kind !== "counter") ctx.addIssue({ code: "custom", path: ["by"], message: "`by` only applies to counter features" });
   });
 
+const PG_NAME = /^[a-z_][a-z0-9_]*$/;
+
+export const offlineSchema = z
+  .object({
+    connection: z.string().min(1).default("default").describe("PostgreSQL connection name, as for the `postgres` sink: `default` reads DATABASE_URL, any other name DATABASE_URL__<NAME> (plus PGPASSWORD/PGSSLMODE/PGSSLROOTCERT with the same suffix)"),
+    schema: z.string().regex(PG_NAME, "expected a lower-case PostgreSQL identifier").default("streamfleet").describe("PostgreSQL schema of the feature log table (created when missing)"),
+    table: z.string().regex(PG_NAME, "expected a lower-case PostgreSQL identifier").max(40).default("feature_log").describe("The feature log table, one partition per view (created when missing); layout in docs/feature-store.md"),
+  })
+  .strict();
+export type OfflineConfig = z.infer<typeof offlineSchema>;
+
 export const viewSchema = z
   .object({
     name: z.string().regex(VIEW_NAME, "expected lower-case letters, digits, '.', '_' or '-'").describe("Feature view name, unique in the Redis database (readers ask for it)"),
@@ -53,6 +64,9 @@ export const viewSchema = z
       .min(1)
       .optional()
       .describe("Freshness objective: the view should never be older than this (now minus the event time of the newest update applied to it). Exported as streamfleet_feature_freshness_slo_seconds; the StreamfleetFeatureViewStale alert fires when streamfleet_feature_freshness_seconds stays above it for 5 minutes. Default: none (freshness is exported, nothing alerts)"),
+    offline: offlineSchema
+      .optional()
+      .describe("Offline feature log: every record the sink applies to the view is also recorded, per entity and source record, in this PostgreSQL table (before the Redis write and the commit, idempotently) for point-in-time training sets (`streamfleet features export`). Default: none (online only)"),
   })
   .strict()
   .superRefine((v, ctx) => {

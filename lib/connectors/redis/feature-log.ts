@@ -18,7 +18,7 @@ import { accumulator, combineMerged, finishMerge, mergeContributions } from "../
 import type { Accumulator, Merged } from "../../features/algebra.ts";
 import { keys, parseDuration } from "../../features/layout.ts";
 import type { FeatureDef, ViewDef } from "../../features/layout.ts";
-import type { FeatureConfig, ViewConfig } from "./config.ts";
+import type { FeatureConfig, OfflineConfig, ViewConfig } from "./config.ts";
 import { compileEventTime, compileKey } from "./keys.ts";
 import type { KeyFn } from "./keys.ts";
 
@@ -32,6 +32,25 @@ export interface CompiledView {
   eventTime: (r: StreamRecord) => number;
   contribute: ContributeFn[];
   accumulate: Accumulator[];
+  /** Where the offline feature log of the view is kept; undefined: online only. */
+  offline?: OfflineConfig;
+}
+
+/**
+ * One record's contributions to one view, as the offline feature log keeps them (only for
+ * views with `offline`): its entity, event time, source position and one value per feature
+ * (undefined: the record leaves the feature alone).
+ */
+export interface OfflineRow {
+  view: CompiledView;
+  entity: string;
+  t: number;
+  cluster: string;
+  topic: string;
+  partition: number;
+  offset: string;
+  seq: number;
+  values: unknown[];
 }
 
 function toNumber(v: unknown): number | undefined {
@@ -74,13 +93,17 @@ function compileFeature(f: FeatureConfig): { def: FeatureDef; contribute: Contri
 
 export function compileView(v: ViewConfig): CompiledView {
   const compiled = v.features.map(compileFeature);
+  // the registry names the offline log's table (never its connection) so readers find it
+  const offline = v.offline ? { offline: { schema: v.offline.schema, table: v.offline.table } } : {};
+  const def: ViewDef = { name: v.name, entity: v.entity, ...(v.ttl_seconds ? { ttl_seconds: v.ttl_seconds } : {}), features: compiled.map((c) => c.def), ...offline };
   return {
-    def: { name: v.name, entity: v.entity, ...(v.ttl_seconds ? { ttl_seconds: v.ttl_seconds } : {}), features: compiled.map((c) => c.def) },
+    def,
     key: compileKey(v.key),
     keySource: v.key,
     eventTime: compileEventTime(v.event_time),
     contribute: compiled.map((c) => c.contribute),
     accumulate: compiled.map((c) => accumulator(c.def)),
+    ...(v.offline ? { offline: v.offline } : {}),
   };
 }
 
@@ -121,7 +144,8 @@ class FoldedEntity implements EntityPart {
     this.updates = new Array<Merged | undefined>(view.def.features.length).fill(undefined);
   }
 
-  add(origin: RecordOrigin, t: number, values: readonly unknown[]): void {
+  /** Takes a record's contributions; returns its seq (records of one offset for this entity are numbered from 0). */
+  add(origin: RecordOrigin, t: number, values: readonly unknown[]): number {
     // records one offset produced (a step fanned out) are adjacent: number them per entity.
     // Only the offset is kept: an origin object would keep its whole fetched batch alive.
     const seq = this.count > 0 && this.last === origin.offset ? this.lastSeq + 1 : 0;
@@ -137,6 +161,7 @@ class FoldedEntity implements EntityPart {
       const v = values[f];
       if (v !== undefined) updates[f] = add[f]!(updates[f], t, v);
     }
+    return seq;
   }
 
   merged(): (Merged | undefined)[] {
@@ -173,12 +198,14 @@ export class ExactEntity implements EntityPart {
     return this.origins.length - this.from;
   }
 
-  add(origin: RecordOrigin, t: number, values: readonly unknown[]): void {
+  add(origin: RecordOrigin, t: number, values: readonly unknown[]): number {
     const i = this.origins.length;
-    this.seqs.push(i > 0 && this.origins[i - 1] === origin ? this.seqs[i - 1]! + 1 : 0);
+    const seq = i > 0 && this.origins[i - 1] === origin ? this.seqs[i - 1]! + 1 : 0;
+    this.seqs.push(seq);
     this.origins.push(origin);
     this.ts.push(t);
     for (const v of values) this.vs.push(v);
+    return seq;
   }
 
   /** Moves the update's start past position (offset, seq); false when no record is left. */
@@ -285,6 +312,8 @@ function encodeMerged(args: Array<string | number>, m: Merged): void {
  */
 export class BatchLog {
   readonly exact: boolean;
+  /** Per record and view with `offline`, its row of the offline feature log (empty when no view has one). */
+  readonly offline: OfflineRow[] = [];
   private readonly views: readonly CompiledView[];
   private readonly prefix: string;
   private readonly byView: Map<string, FoldedEntity | ExactEntity>[];
@@ -334,7 +363,11 @@ export class BatchLog {
         part = this.exact ? new ExactEntity(this, views[v]!, key, wm) : new FoldedEntity(this, views[v]!, key, wm);
         parts.set(mapKey, part);
       }
-      part.add(r.origin, s.t, s.values);
+      const seq = part.add(r.origin, s.t, s.values);
+      if (views[v]!.offline) {
+        const o = r.origin;
+        this.offline.push({ view: views[v]!, entity: s.id, t: s.t, cluster: o.cluster, topic: o.topic, partition: o.partition, offset: o.offset, seq, values: s.values.slice() });
+      }
     }
     return undefined;
   }

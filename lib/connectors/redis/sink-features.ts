@@ -3,6 +3,7 @@ import { SfError } from "../../errors.ts";
 import { writeAsOneBatch } from "../../runtime/sink-batch.ts";
 import type { ComponentContext, ComponentSpec, RecordOrigin, Sink, SinkBatch, SinkFailure } from "../../runtime/contracts.ts";
 import { keys } from "../../features/layout.ts";
+import { offlineRecorder } from "../../features/offline-recorder.ts";
 import { createRedis, ensureConnected, execPipeline, redisLifecycle } from "./client.ts";
 import { featuresSinkSchema } from "./config.ts";
 import type { FeaturesSinkConfig } from "./config.ts";
@@ -51,6 +52,7 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
   defineScripts(redis);
   const views = config.views.map(compileView);
   const headers = new Map(views.map((v) => [v, viewHeader(v.def)]));
+  const offline = offlineRecorder(views, ctx);
   const prefix = config.key_prefix;
   const metrics = redisMetrics(ctx.metrics);
   const applied = metrics.scriptResults.labels(ctx.topology, "features_apply", "applied");
@@ -156,6 +158,9 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
   async function write(batches: BatchLog[]): Promise<Map<object, Outcome>> {
     await ensureConnected(redis, ctx.component);
     if (!registered) await register();
+    // the offline log first: after a crash it may hold a batch Redis lacks (the replay
+    // applies it there, the log takes nothing twice), never the other way round
+    if (offline) for (const b of batches) await offline.record(b.offline);
     const byEntity = new Map<string, EntityPart[]>();
     for (const b of batches) {
       for (const part of b.entities()) {
@@ -218,16 +223,22 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
     };
   }
 
+  const lifecycle = redisLifecycle(redis, !client, ctx.component);
   return {
     name: ctx.component,
     async open() {
       await ensureConnected(redis, ctx.component);
       await register();
+      await offline?.open();
     },
     batch,
     // a direct write keeps every record: it cannot ask for the records again
     write: (records) => writeAsOneBatch(batch({ exact: true }), records),
-    ...redisLifecycle(redis, !client, ctx.component),
+    ...lifecycle,
+    async close() {
+      await offline?.close();
+      await lifecycle.close();
+    },
   };
 }
 

@@ -1,0 +1,71 @@
+/**
+ * The `redis.features` sink's hook into the offline feature log: the per-record rows a batch
+ * kept for views with `offline`, grouped per database, table and view and written before
+ * the batch goes to Redis. pg and the writer load only when a view has `offline`.
+ */
+import type { ComponentContext } from "../runtime/contracts.ts";
+import type { CompiledView, OfflineRow } from "../connectors/redis/feature-log.ts";
+import type { LogRow, OfflineLogWriter } from "./offline-log.ts";
+
+export interface OfflineRecorder {
+  /** Connects and creates the tables and partitions of the views when missing. */
+  open(): Promise<void>;
+  /** Writes the rows (a replayed row adds nothing); throws SF_ERR_SINK_NOT_CONNECTED when PostgreSQL is away. */
+  record(rows: readonly OfflineRow[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The JSON object text of a row's contributions, features it leaves alone left out. */
+function contributionsOf(heads: readonly string[], values: readonly unknown[]): string {
+  let out = "{";
+  for (let f = 0; f < values.length; f++) {
+    const v = values[f];
+    if (v === undefined) continue;
+    out += `${out.length > 1 ? "," : ""}${heads[f]!}${JSON.stringify(v) ?? "null"}`;
+  }
+  return `${out}}`;
+}
+
+/** A recorder for the views that have `offline`; undefined when none has. */
+export function offlineRecorder(views: readonly CompiledView[], ctx: ComponentContext): OfflineRecorder | undefined {
+  const logged = views.filter((v) => v.offline);
+  if (logged.length === 0) return undefined;
+  const heads = new Map(logged.map((v) => [v, v.def.features.map((f) => `${JSON.stringify(f.name)}:`)]));
+  const writers = new Map<string, OfflineLogWriter>();
+  let opened: Promise<void> | undefined;
+
+  async function open(): Promise<void> {
+    const { OfflineLogWriter } = await import("./offline-log.ts");
+    for (const v of logged) {
+      const c = v.offline!.connection;
+      if (!writers.has(c)) writers.set(c, new OfflineLogWriter(ctx.connections, c, ctx.component));
+    }
+    for (const v of logged) await writers.get(v.offline!.connection)!.prepare(v.offline!, [v.def.name]);
+  }
+
+  const ready = () =>
+    (opened ??= open().catch((err: unknown) => {
+      opened = undefined; // the next batch tries again
+      throw err;
+    }));
+
+  return {
+    open: ready,
+    async record(rows) {
+      if (rows.length === 0) return;
+      await ready();
+      const byView = new Map<CompiledView, LogRow[]>();
+      for (const r of rows) {
+        let list = byView.get(r.view);
+        if (!list) byView.set(r.view, (list = []));
+        list.push({ entity: r.entity, eventTime: r.t, cluster: r.cluster, topic: r.topic, partition: r.partition, offset: r.offset, seq: r.seq, contributions: contributionsOf(heads.get(r.view)!, r.values) });
+      }
+      await Promise.all([...byView].map(([v, list]) => writers.get(v.offline!.connection)!.write(v.offline!, v.def.name, list)));
+    },
+    async close() {
+      await Promise.all([...writers.values()].map((w) => w.close()));
+      writers.clear();
+      opened = undefined;
+    },
+  };
+}
