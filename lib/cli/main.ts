@@ -19,7 +19,10 @@ const commands: Record<CommandName, () => Promise<Command>> = {
   run: async () => (await import("./run-command.ts")).runCommand,
   validate: async () => (await import("./validate-command.ts")).validateCommand,
   graph: async () => (await import("./graph-command.ts")).graphCommand,
+  test: async () => (await import("./test-command.ts")).testCommand,
+  init: async () => (await import("./init-command.ts")).initCommand,
   dlq: async () => (await import("./dlq-command.ts")).dlqCommand,
+  features: async () => (await import("./features-command.ts")).featuresCommand,
   stack: async () => (await import("./stack-command.ts")).stackCommand,
   start: async () => (await import("./start-command.ts")).startCommand,
 };

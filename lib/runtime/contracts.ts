@@ -129,6 +129,26 @@ export interface ComponentSpec<C, T> {
    * its input (undefined: nothing), what is known of its output. Absent: nothing after it.
    */
   shape?(config: C, input: ValueShape | undefined, ctx: VerifyContext): ValueShape | undefined;
+  /**
+   * Sinks: the effect a batch would have (a key and value, a job, a row, a message), as plain
+   * JSON, with no I/O — what `streamfleet test` compares. Records the sink would refuse come
+   * back in `failed`, as `write` would return them.
+   */
+  effect?(config: C, records: readonly StreamRecord[], ctx: EffectContext): SinkEffects | Promise<SinkEffects>;
+}
+
+/** What a sink's `effect` receives besides its config. */
+export interface EffectContext {
+  /** The sink's name, as in its errors. */
+  component: string;
+  /** Directory of the topology file (schemas resolve from here). */
+  baseDir: string;
+}
+
+/** A batch's rendered effect: JSON-able entries in write order, and the records the sink would refuse. */
+export interface SinkEffects {
+  effects: unknown[];
+  failed?: RecordFailure[];
 }
 
 export interface VerifyContext {

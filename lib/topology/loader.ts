@@ -43,6 +43,7 @@ export function formatPath(parts: readonly PropertyKey[]): string {
 }
 
 const TOPOLOGY_FILE = /\.(ya?ml|topology\.ts)$/;
+const TEST_FILE = /\.test\.ya?ml$/;
 
 /** Expands files and directories (recursively) into topology files, sorted. */
 export function findTopologyFiles(inputs: string[]): string[] {
@@ -53,7 +54,8 @@ export function findTopologyFiles(inputs: string[]): string[] {
     if (st.isDirectory()) {
       for (const e of fs.readdirSync(p).sort()) {
         const child = path.join(p, e);
-        if (fs.statSync(child).isDirectory() || TOPOLOGY_FILE.test(e)) walk(child);
+        // `*.test.yaml` beside a topology is its offline test (docs/testing.md), not a topology
+        if (fs.statSync(child).isDirectory() || (TOPOLOGY_FILE.test(e) && !TEST_FILE.test(e))) walk(child);
       }
     } else out.push(path.resolve(p));
   };

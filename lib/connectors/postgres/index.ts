@@ -3,12 +3,14 @@ import { errorMessage } from "../../errors.ts";
 import type { ComponentSpec, ConnectorDescriptor, Sink } from "../../runtime/contracts.ts";
 import { postgresSinkSchema } from "./config.ts";
 import type { PostgresSinkConfig } from "./config.ts";
+import { postgresEffect } from "./effects.ts";
 
 /** Sink spec `postgres`. Its implementation, and pg, load only when a topology creates one (or /health checks PostgreSQL). */
 export const postgresSink: ComponentSpec<PostgresSinkConfig, Sink> = {
   schema: postgresSinkSchema,
   description: "Appends records to a PostgreSQL table whose columns come from an Avro schema; multi-row insert per batch, ON CONFLICT DO NOTHING on the record key.",
   create: async (config, ctx) => (await import("./sink.ts")).createPostgresSink(config, ctx),
+  effect: postgresEffect,
   verify(config, ctx) {
     if (!config.schema) return [];
     try {

@@ -4,6 +4,7 @@ import { cacheSink } from "./sink-cache.ts";
 import { featuresSink } from "./sink-features.ts";
 import { publishSink } from "./sink-publish.ts";
 import { dedupeStep, enrichStep, rateLimitStep } from "./steps.ts";
+import { cacheEffect, featuresEffect, publishEffect } from "./effects.ts";
 
 /**
  * The Redis connector: the feature store, entity caches and pub/sub as sinks; enrich,
@@ -11,7 +12,11 @@ import { dedupeStep, enrichStep, rateLimitStep } from "./steps.ts";
  */
 export const redis = {
   name: "redis",
-  sinks: { "redis.features": featuresSink, "redis.cache": cacheSink, "redis.publish": publishSink },
+  sinks: {
+    "redis.features": { ...featuresSink, effect: featuresEffect },
+    "redis.cache": { ...cacheSink, effect: cacheEffect },
+    "redis.publish": { ...publishSink, effect: publishEffect },
+  },
   steps: { enrich: enrichStep, dedupe: dedupeStep, "rate-limit": rateLimitStep },
   health: (connections, signal) => redisHealth(connections, signal),
 } satisfies ConnectorDescriptor;
