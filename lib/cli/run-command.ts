@@ -4,6 +4,8 @@ import { startAdminServer } from "../observability/admin-server.ts";
 import { Fleet } from "../runtime/fleet.ts";
 import { parseCommand } from "./args.ts";
 import { startLiveView } from "./live-view.ts";
+import { enableModuleVersions, withModuleTags } from "./module-versions.ts";
+import { TopologyWatcher } from "./watch.ts";
 
 /** Options of `streamfleet run` that other entry points (npm start, workers/fleet.ts) reuse. */
 export interface RunOptions {
@@ -14,6 +16,8 @@ export interface RunOptions {
   adminPort: number;
   live: boolean;
   shutdownMs: number;
+  /** Hot reload: swap a topology when its files change (lib/cli/watch.ts). */
+  watch?: boolean;
 }
 
 export function runOptions(args: string[], env: NodeJS.ProcessEnv): RunOptions {
@@ -24,12 +28,37 @@ export function runOptions(args: string[], env: NodeJS.ProcessEnv): RunOptions {
     adminPort: (values["admin-port"] as number | undefined) ?? Number(env.STREAMFLEET_ADMIN_PORT ?? 9464),
     live: process.stdout.isTTY === true && values.json !== true,
     shutdownMs: Number(env.STREAMFLEET_SHUTDOWN_MS ?? 30_000),
+    watch: values.watch === true,
   };
 }
 
-/** Starts the fleet and its admin server; returns a function that drains and stops both. */
+/**
+ * Starts the fleet and its admin server (and, with `watch`, the hot reload of changed
+ * topologies); returns a function that stops watching, then drains and stops both.
+ */
 export async function startWorker(o: RunOptions): Promise<{ fleet: Fleet; adminUrl: string; stop: () => Promise<void> }> {
   const logger = o.logger ?? createLogger({ level: o.env.LOG_LEVEL ?? (o.live ? "warn" : "info") });
+  if (!o.watch) return startFleet(o, logger);
+  enableModuleVersions();
+  const watcher = new TopologyWatcher({ inputs: o.inputs, logger });
+  try {
+    const { result: worker, tags } = await withModuleTags(new Map(), () => startFleet(o, logger));
+    watcher.attach(worker.fleet, tags, o.shutdownMs);
+    logger.info({ inputs: o.inputs }, "watching topologies for changes");
+    return {
+      ...worker,
+      stop: async () => {
+        await watcher.close();
+        await worker.stop();
+      },
+    };
+  } catch (err) {
+    await watcher.close();
+    throw err;
+  }
+}
+
+async function startFleet(o: RunOptions, logger: Logger): Promise<{ fleet: Fleet; adminUrl: string; stop: () => Promise<void> }> {
   const fleet = await Fleet.load(o.inputs, { env: o.env, logger });
   const admin = await startAdminServer({
     port: o.adminPort,
@@ -60,7 +89,7 @@ export async function startWorker(o: RunOptions): Promise<{ fleet: Fleet; adminU
   };
 }
 
-/** `streamfleet run [files|dirs] [--admin-port N] [--json]` until SIGTERM/SIGINT. */
+/** `streamfleet run [files|dirs] [--admin-port N] [--json] [--watch]` until SIGTERM/SIGINT. */
 export async function runCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const o = runOptions(args, env);
   const worker = await startWorker(o);

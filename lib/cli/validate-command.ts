@@ -38,7 +38,7 @@ export async function validateCommand(args: string[], env: NodeJS.ProcessEnv): P
  * subject) and warnings (a subject no producer has registered yet: records are read with
  * their writer schema, and a worker registers a local reader schema as the first version).
  */
-async function checkSubjects(loaded: LoadedTopology[], codecs: SchemaCodecs): Promise<{ problems: TopologyIssue[]; warnings: TopologyIssue[] }> {
+export async function checkSubjects(loaded: LoadedTopology[], codecs: SchemaCodecs): Promise<{ problems: TopologyIssue[]; warnings: TopologyIssue[] }> {
   const problems: TopologyIssue[] = [];
   const warnings: TopologyIssue[] = [];
   for (const l of loaded) {

@@ -29,6 +29,7 @@ export class EngineMetrics {
   readonly rebalances: client.Counter<"topology">;
   readonly paused: client.Gauge<"topology">;
   readonly ready: client.Gauge<"topology">;
+  readonly reloads: client.Counter<"topology" | "outcome">;
   readonly featureRequests: client.Counter<"route" | "status">;
   readonly featureSeconds: client.Histogram<"route">;
   readonly featureInFlight: client.Gauge;
@@ -49,6 +50,7 @@ export class EngineMetrics {
     this.rebalances = new client.Counter({ name: "streamfleet_rebalances_total", help: "Consumer group rebalances (partition assignments received)", labelNames: ["topology"], registers });
     this.paused = new client.Gauge({ name: "streamfleet_paused_partitions", help: "Partitions paused because a sink pushes back or is down", labelNames: ["topology"], registers });
     this.ready = new client.Gauge({ name: "streamfleet_topology_ready", help: "1 when the topology's consumer joined its group", labelNames: ["topology"], registers });
+    this.reloads = new client.Counter({ name: "streamfleet_topology_reloads_total", help: "Hot reloads of a changed topology (`run --watch`), by outcome: ok (the new version runs), failed (refused or did not start; the running version is kept)", labelNames: ["topology", "outcome"], registers });
     this.featureRequests = new client.Counter({ name: "streamfleet_feature_server_requests_total", help: "Feature server requests by route and HTTP status", labelNames: ["route", "status"], registers });
     this.featureSeconds = new client.Histogram({ name: "streamfleet_feature_server_request_seconds", help: "Feature server request latency", labelNames: ["route"], buckets: FEATURE_BUCKETS, registers });
     this.featureInFlight = new client.Gauge({ name: "streamfleet_feature_server_in_flight", help: "Feature reads (/v1) the feature server is answering now; at its limit it answers 503", registers });

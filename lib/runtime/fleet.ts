@@ -33,30 +33,47 @@ export function defaultCatalogue(): Catalogue {
   return buildCatalogue(registered);
 }
 
-/** Several topologies in one process, sharing clients, the schema cache and metrics. */
+/**
+ * Several topologies in one process, sharing clients, the schema cache and metrics. A
+ * topology can be stopped and another version of it started while the others run (hot
+ * reload, lib/cli/watch.ts).
+ */
 export class Fleet {
+  /** The running topologies (a topology being swapped is absent until its new version started). */
   readonly runners: TopologyRunner[];
   readonly metrics: EngineMetrics;
   readonly connections: Connections;
   readonly codecs: SchemaCodecs;
+  readonly catalogue: Catalogue;
   private readonly platform: StreamPlatform;
-  private readonly catalogue: Catalogue;
   private readonly logger: Logger;
   private readonly lastHealth = new Map<string, ComponentHealth>();
+  private readonly loadedOf = new WeakMap<TopologyRunner, LoadedTopology>();
+  /** Topologies stopped for a swap whose next version has not started (yet, or at all). */
+  private readonly absent = new Set<string>();
 
   constructor(topologies: LoadedTopology[], options: FleetOptions) {
     this.catalogue = buildCatalogue(options.connectors ?? registered);
     this.metrics = options.metrics ?? new EngineMetrics();
     this.connections = new Connections(options.env);
     this.logger = options.logger;
-    const registryUrl = this.connections.require("SCHEMA_REGISTRY_URL");
-    const user = this.connections.get("SCHEMA_REGISTRY_USERNAME");
-    this.codecs = new SchemaCodecs(registryUrl, user ? { username: user, password: this.connections.require("SCHEMA_REGISTRY_PASSWORD") } : undefined);
+    this.codecs = SchemaCodecs.fromConnections(this.connections);
     const provider = this.catalogue.connectors.find((c) => c.platform);
     if (!provider?.platform) throw new Error("no registered connector provides the stream platform");
     this.platform = provider.platform(this.connections, this.logger);
-    const deps = { platform: withFetchLimits(this.platform, topologies), catalogue: this.catalogue, connections: this.connections, codecs: this.codecs, metrics: this.metrics, logger: this.logger };
-    this.runners = topologies.map((t) => new TopologyRunner(t, deps));
+    this.runners = topologies.map((t) => this.runnerFor(t));
+  }
+
+  private runnerFor(loaded: LoadedTopology): TopologyRunner {
+    const deps = { platform: withFetchLimits(this.platform, [loaded]), catalogue: this.catalogue, connections: this.connections, codecs: this.codecs, metrics: this.metrics, logger: this.logger };
+    const runner = new TopologyRunner(loaded, deps);
+    this.loadedOf.set(runner, loaded);
+    return runner;
+  }
+
+  /** The loaded topology (file, frozen model) each running topology was started from. */
+  loaded(): LoadedTopology[] {
+    return this.runners.map((r) => this.loadedOf.get(r)!);
   }
 
   /** Loads topology files/dirs with the registered connectors and builds a fleet. */
@@ -82,8 +99,41 @@ export class Fleet {
     return this.platform.replayDeadLetters(runner.dlqTopic, `streamfleet.${topology}.dlq-replay`, options);
   }
 
+  /**
+   * Stops one topology (draining and committing within the deadline, leaving its group) and
+   * takes it out of the fleet; it counts as not ready until `startTopology` starts a version.
+   */
+  async stopTopology(name: string, deadlineMs = 30_000): Promise<void> {
+    const at = this.runners.findIndex((r) => r.name === name);
+    if (at < 0) throw new SfError("SF_ERR_TOPOLOGY_LOAD", `no topology named ${name} is running`);
+    const [runner] = this.runners.splice(at, 1);
+    this.absent.add(name);
+    await runner!.stop(deadlineMs);
+  }
+
+  /**
+   * Starts a topology in the running fleet: it joins its group and reads on from the group's
+   * committed offsets. When it cannot start, what it opened is closed and the error thrown.
+   * `replaces` names the topology it stands in for, when its name changed.
+   */
+  async startTopology(loaded: LoadedTopology, options: { replaces?: string; deadlineMs?: number } = {}): Promise<void> {
+    const name = loaded.topology.name;
+    if (this.runners.some((r) => r.name === name)) throw new SfError("SF_ERR_TOPOLOGY_DUPLICATE", `topology ${name} is already running`);
+    const runner = this.runnerFor(loaded);
+    try {
+      await runner.start();
+    } catch (err) {
+      await runner.stop(options.deadlineMs).catch((e: unknown) => this.logger.warn({ topology: name, err: errorMessage(e) }, "closing a topology that did not start failed"));
+      throw err;
+    }
+    this.runners.push(runner);
+    this.absent.delete(name);
+    if (options.replaces !== undefined) this.absent.delete(options.replaces);
+  }
+
+  /** Every topology joined its group, and none is stopped for a swap. */
   ready(): boolean {
-    return this.runners.every((r) => r.ready());
+    return this.absent.size === 0 && this.runners.every((r) => r.ready());
   }
 
   /** Checks each connector's server and the schema registry; one entry per component. */

@@ -81,3 +81,43 @@ Against the registry (unless \`--offline\`; at \`SCHEMA_REGISTRY_URL\`):
 Not checked: whether Kafka, Redis, RabbitMQ and PostgreSQL answer and topics exist (a running
 worker's \`/health\` and \`/readyz\` say so).
 `;
+
+/** `streamfleet run --watch`: what is watched, what a reload does, what it refuses. */
+export const HOT_RELOAD = `## Hot reload
+
+\`streamfleet run --watch [files|dirs]\` swaps a topology when its files change, without stopping
+the worker or its other topologies.
+
+- **What is watched.** Each topology file, and every file it names relative to itself (the
+  strings ending in \`.avsc\`, \`.json\`, \`.ts\`, \`.js\`, \`.mjs\`, \`.cjs\`: transform modules, reader
+  schemas, \`validate\` step and sink schemas). The input directories are watched recursively,
+  and the directory of each named file outside them. Changes are read once a file has been
+  quiet for 300 ms (editors write in several steps), and compared by content: a save that
+  changes nothing reloads nothing. Modules imported *by* a transform module are not watched.
+- **Checked first.** The changed topology is checked as \`streamfleet validate\` checks it,
+  registry included (a reader schema that cannot read its subject is refused), and its name and
+  consumer group against the other topologies.
+- **Swapped only if it passes.** The running version is drained — in-flight batches finish,
+  their offsets are committed, it leaves its consumer group — then the new version starts and
+  reads on from the committed offsets: no record is lost, and none is taken twice unless the
+  drain outlasts \`STREAMFLEET_SHUTDOWN_MS\` (then, as at a stop, what was not committed is read
+  again). Other topologies are not touched (their consumers do not rebalance). One change is
+  handled at a time.
+- **Refused changes keep the running version.** A change that does not validate, a topology
+  file that is deleted or renamed (the new name is a new file whose topology name is already
+  taken), or a new version that does not start (a sink that cannot connect: the running version
+  is then started again) is logged at \`warn\` with \`code: SF_ERR_TOPOLOGY_RELOAD\`, the underlying
+  error's code as \`cause\`, and the reason. A refused file is tried again when it changes. A
+  topology is removed by restarting the worker without its file.
+- **A new file** in a watched directory adds its topology once it validates.
+- **Transform modules are imported again** when their content changed (Node caches modules by
+  URL, so each content gets its own: \`module.ts?sfv=<hash>\`). Node never frees a module: every
+  distinct content of a module that was loaded stays in memory until the worker exits
+  (restart a worker edited many times); going back to an earlier content reuses it.
+- **Health during a swap.** \`/healthz\` stays up. \`/readyz\` answers 503 from the moment the
+  running version starts draining until the new one joined its consumer group — as at start;
+  it usually lasts well under a second. If neither the new nor the restarted version runs,
+  \`/readyz\` stays 503 until a change of the topology's files starts one.
+- **Metrics.** \`streamfleet_topology_reloads_total{topology, outcome}\` counts reloads by
+  outcome: \`ok\` (the new version runs) or \`failed\`.
+`;

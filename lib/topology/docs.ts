@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { CATALOGUE } from "../errors.ts";
 import { codecSchema } from "../codecs/index.ts";
-import { REGISTRY_AT_START, TEMPLATES, VALIDATE } from "./docs-prose.ts";
+import { HOT_RELOAD, REGISTRY_AT_START, TEMPLATES, VALIDATE } from "./docs-prose.ts";
 import type { Catalogue } from "./model.ts";
 import { errorPolicySchema, sourceSchema } from "./model.ts";
 
@@ -104,7 +104,7 @@ export function renderTopologyDoc(cat: Catalogue): string {
   for (const [type, spec] of [...cat.sinks].sort(([a], [b]) => a.localeCompare(b))) {
     out.push(`### \`${type}\``, "", spec.description, "", fieldsTable(componentSchema(spec)), "");
   }
-  out.push(TEMPLATES, VALIDATE);
+  out.push(TEMPLATES, VALIDATE, HOT_RELOAD);
   return `${out.join("\n").trimEnd()}\n`;
 }
 
