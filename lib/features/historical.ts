@@ -33,7 +33,7 @@ export type LoggedViewDef = ViewDef & { offline?: OfflineTable };
 
 /** The log table of a view; SF_ERR_FEATURES_BAD_REQUEST when the view keeps none. */
 export function offlineTableOf(view: LoggedViewDef): OfflineTable {
-  if (!view.offline) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", `feature view "${view.name}" has no offline log (give it \`offline:\` in its redis.features sink)`, { where: "view" });
+  if (!view.offline) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", `feature view "${view.name}" has no offline log (give it \`offline:\` in its redis.features sink)`, { where: "offline" });
   return view.offline;
 }
 

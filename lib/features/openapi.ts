@@ -47,6 +47,33 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { "200": { description: "Features per entity, in the order of ids", content: { "application/json": { schema: { type: "object", properties: { view: { type: "string" }, entities: { type: "array", items: { $ref: "#/components/schemas/Entity" } } } } } } }, ...errors },
         },
       },
+      "/v1/historical/{view}": {
+        post: {
+          summary: "Point-in-time features for a training set, from the view's offline feature log",
+          description: "Each row with every requested feature as of its timestamp: contributions with event time ≤ timestamp, by each kind's semantics (docs/feature-store.md, Point-in-time semantics); null when nothing before it (windows 0). The answer streams as NDJSON, one line per row in the order asked; an error after the first line ends it with a line {\"error\": {code, message}}.",
+          parameters: [viewParam],
+          requestBody: {
+            required: true,
+            content: {
+              "application/json": {
+                schema: {
+                  type: "object",
+                  required: ["rows"],
+                  properties: {
+                    rows: { type: "array", minItems: 1, maxItems: 1000000, items: { type: "object", required: ["entity", "timestamp"], properties: { entity: { type: "string", minLength: 1 }, timestamp: { type: ["integer", "string"], description: "Epoch ms or ISO 8601" } }, additionalProperties: { description: "Labels and anything else: passed through" } } },
+                    names: { type: "array", items: { type: "string" } },
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            "200": { description: "One JSON object per line: the row as given plus `features` {name: value}", content: { "application/x-ndjson": { schema: { type: "object", required: ["features"], properties: { features: { type: "object" } } } } } },
+            ...errors,
+            "501": { description: "The server has no offline log database (DATABASE_URL)", content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } },
+          },
+        },
+      },
       "/healthz": { get: { summary: "200 when Redis answers", security: [], responses: { "200": { description: "ok" }, "503": { description: "Redis unreachable" } } } },
       "/openapi.json": { get: { summary: "This document", security: [], responses: { "200": { description: "OpenAPI 3 document" } } } },
     },
