@@ -55,6 +55,8 @@ export class TopologyWatcher {
   private fleet: Fleet | undefined;
   private deadlineMs = 30_000;
   private timer: NodeJS.Timeout | undefined;
+  /** When the first event of the current quiet-period wait came (0: none waiting). */
+  private waitingSince = 0;
   private pending = false;
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
@@ -98,14 +100,22 @@ export class TopologyWatcher {
     }
   }
 
+  /**
+   * Scans once the files have been quiet for `debounceMs`; a file written without pause (a
+   * generator, a sync tool) postpones it at most ten times that.
+   */
   private schedule(): void {
     if (this.closed) return;
     if (!this.fleet) {
       this.pending = true;
       return;
     }
+    const now = performance.now();
+    if (this.waitingSince === 0) this.waitingSince = now;
+    else if (now - this.waitingSince > 10 * this.debounceMs) return; // the pending timer fires
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
+      this.waitingSince = 0;
       this.queue = this.queue.then(() => this.scan()).catch((err: unknown) => this.logger.error({ err: errorMessage(err) }, "hot reload failed unexpectedly"));
     }, this.debounceMs);
   }

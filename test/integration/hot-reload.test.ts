@@ -207,22 +207,43 @@ describeStack("streamfleet run --watch", () => {
     expect(exitCode).toBe(0);
   }, 240_000);
 
-  it("keeps the running version when its file is deleted, unparsable or does not start; a new file adds a topology; a renamed one is refused", async () => {
+  it("keeps the running version (and its module) when its file is deleted, unparsable or does not start; a new file adds a topology; a renamed one is refused", async () => {
     const input = scope.topic("c");
     await scope.createTopics([input], 1);
+    const s = scope.pgSchema;
     const dir = tempDir();
+    fs.copyFileSync(path.join(FIXTURES, "stamp.ts"), path.join(dir, "stamp.ts"));
     const [x, y] = [`${scope.id}-x`, `${scope.id}-y`];
-    const topology = (name: string, sinks: unknown[] = [{ type: "null" }]) =>
-      stringify({ name, source: { topics: [input] }, codec: { value: { type: "json" } }, sinks, errors: { dlq: { topic: scope.topic(`${name}-dlq`) } } });
+    const dlq = (name: string) => ({ dlq: { topic: scope.topic(`${name}-dlq`) } });
+    const xTopology = (connection = "default") =>
+      stringify({
+        name: x,
+        source: { topics: [input], commit_interval_ms: 100 },
+        codec: { value: { type: "json" } },
+        steps: [{ transform: { module: "./stamp.ts" } }],
+        sinks: [{ type: "postgres", connection, pg_schema: s, table: "x_events", columns: [{ name: "id", type: "bigint" }, { name: "version", type: "text" }] }],
+        errors: dlq(x),
+      });
+    const yTopology = stringify({ name: y, source: { topics: [input] }, codec: { value: { type: "json" } }, sinks: [{ type: "null" }], errors: dlq(y) });
     const xFile = path.join(dir, "x.yaml");
-    fs.writeFileSync(xFile, topology(x));
+    fs.writeFileSync(xFile, xTopology());
     const { logs, admin, metric, stop } = await startWatching(dir);
     const refusals = () => logs().filter((l) => l.msg.startsWith("topology reload refused"));
     const xReady = async () => (await metric("streamfleet_topology_ready", `topology="${x}"`)) === 1 && (await fetch(`${admin}/readyz`)).status === 200;
+    const producer = scope.producer();
+    await producer.connect();
+    /** Sends record `id` and returns the version of the module that processed it. */
+    const versionOf = async (id: number): Promise<string> => {
+      await producer.send({ topic: input, messages: [{ value: JSON.stringify({ id }) }] });
+      let version: string | undefined;
+      await waitUntil(async () => (version = (await db.query(`SELECT version FROM "${s}".x_events WHERE id = $1`, [id])).rows[0]?.version) !== undefined, 30_000, `record ${id} to be written`);
+      return version!;
+    };
     let failed = true;
     let exitCode: number | null;
     try {
       await waitUntil(xReady, 30_000, `${x} to join its group`);
+      expect(await versionOf(1)).toBe("v1");
 
       fs.rmSync(xFile);
       await waitUntil(() => refusals().length === 1, 30_000, "the deletion to be refused");
@@ -234,13 +255,21 @@ describeStack("streamfleet run --watch", () => {
       expect(refusals()[1]!.reason).toContain(`${xFile}:2 (top level): not valid YAML`);
       expect(await xReady()).toBe(true);
 
-      // Valid (connections are not part of validation), but its sink cannot open: the old version starts again.
-      fs.writeFileSync(xFile, topology(x, [{ type: "postgres", connection: "nowhere", table: "t", columns: [{ name: "id", type: "bigint" }] }]));
+      // A new module and a sink that cannot open (connections are not part of validation), saved
+      // together: the new version does not start, the old one starts again with the old module.
+      fs.writeFileSync(path.join(dir, "stamp.ts"), fs.readFileSync(path.join(FIXTURES, "stamp.ts"), "utf8").replace('"v1"', '"v2"'));
+      fs.writeFileSync(xFile, xTopology("nowhere"));
       await waitUntil(() => logs().some((l) => l.msg === "the running version started again" && l.topology === x), 30_000, "the old version to be started again");
       expect(refusals()[2]).toMatchObject({ topology: x, cause: "SF_ERR_CONFIG_MISSING", reason: expect.stringContaining("DATABASE_URL__NOWHERE") });
       await waitUntil(xReady, 30_000, `${x} to join its group again`);
+      expect(await versionOf(2)).toBe("v1");
 
-      fs.writeFileSync(path.join(dir, "y.yaml"), topology(y));
+      // Fixed: the module on disk now goes in with it.
+      fs.writeFileSync(xFile, xTopology());
+      await waitUntil(() => logs().some((l) => l.msg === "topology reloaded" && l.topology === x), 30_000, "the fixed version to be swapped in");
+      expect(await versionOf(3)).toBe("v2");
+
+      fs.writeFileSync(path.join(dir, "y.yaml"), yTopology);
       await waitUntil(() => logs().some((l) => l.msg === "topology added" && l.topology === y), 30_000, "the new file's topology to start");
       await waitUntil(async () => (await metric("streamfleet_topology_ready", `topology="${y}"`)) === 1, 30_000, `${y} to join its group`);
 
@@ -251,12 +280,14 @@ describeStack("streamfleet run --watch", () => {
         [path.join(dir, "z.yaml"), expect.stringContaining(`topology name "${y}" is also used by ${path.join(dir, "y.yaml")}`)],
       ]);
       expect(await metric("streamfleet_topology_reloads_total", `topology="${x}",outcome="failed"`)).toBe(3);
+      expect(await metric("streamfleet_topology_reloads_total", `topology="${x}",outcome="ok"`)).toBe(1);
       expect(await metric("streamfleet_topology_reloads_total", `topology="${y}",outcome="ok"`)).toBe(1);
       expect(await metric("streamfleet_topology_reloads_total", `topology="${y}",outcome="failed"`)).toBe(1);
       expect(await metric("streamfleet_topology_reloads_total", `topology="z",outcome="failed"`)).toBe(1);
       expect((await fetch(`${admin}/readyz`)).status).toBe(200);
       failed = false;
     } finally {
+      await producer.disconnect();
       exitCode = await stop(failed);
     }
     expect(exitCode).toBe(0);
