@@ -106,8 +106,12 @@ export class TopologyHarness {
     const steps: { path: string; step: Step }[] = [];
     try {
       if (c.redis || this.redisBacked().length) {
-        scratch = await openScratch(this.connections);
-        if (c.redis) await scratch.seed(c.redis);
+        try {
+          scratch = await openScratch(this.connections);
+          if (c.redis) await scratch.seed(c.redis);
+        } catch (err) {
+          return { status: "not run", reason: `the case needs Redis, which does not answer: ${errorMessage(err)}` };
+        }
       }
       for (const def of this.loaded.topology.steps) {
         const config = scratch && hasKeyPrefix(def.config) ? { ...def.config, key_prefix: scratch.prefix + def.config.key_prefix } : def.config;
