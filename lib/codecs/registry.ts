@@ -1,4 +1,7 @@
+import https from "node:https";
 import { SfError } from "../errors.ts";
+import { authFailed, tlsError } from "../runtime/connections.ts";
+import type { Connections, SecuredConnection } from "../runtime/connections.ts";
 import type { AvroType } from "./avro.ts";
 import { avroType, frame, readSchemaId } from "./avro.ts";
 
@@ -33,10 +36,26 @@ export class SchemaCodecs {
   private readonly writers = new Map<number, WriterEntry>();
   private readonly pending = new Map<number, Promise<void>>();
 
-  constructor(url: string, auth?: RegistryAuth) {
+  /** The CA an https registry's certificate must chain to (else the system's CAs). */
+  private readonly agent: https.Agent | undefined;
+
+  constructor(url: string, auth?: RegistryAuth, tls?: { ca: Buffer }) {
     this.url = url.replace(/\/$/, "");
     this.headers = { accept: "application/vnd.schemaregistry.v1+json, application/json" };
     if (auth) this.headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString("base64")}`;
+    this.agent = tls ? new https.Agent({ ca: tls.ca, keepAlive: true }) : undefined;
+  }
+
+  /**
+   * The registry of the environment: SCHEMA_REGISTRY_URL, SCHEMA_REGISTRY_USERNAME and
+   * SCHEMA_REGISTRY_PASSWORD(_FILE) for basic auth, SCHEMA_REGISTRY_CA_FILE for an https
+   * registry whose certificate a private CA signed.
+   */
+  static fromConnections(connections: Connections): SchemaCodecs {
+    const url = connections.require("SCHEMA_REGISTRY_URL");
+    const user = connections.get("SCHEMA_REGISTRY_USERNAME");
+    const ca = connections.file("SCHEMA_REGISTRY_CA_FILE");
+    return new SchemaCodecs(url, user ? { username: user, password: connections.require("SCHEMA_REGISTRY_PASSWORD") } : undefined, ca ? { ca } : undefined);
   }
 
   /**
@@ -95,11 +114,22 @@ export class SchemaCodecs {
   }
 
   private async request(path: string, init: RequestInit = {}): Promise<Response> {
+    let res: Response;
     try {
-      return await fetch(`${this.url}${path}`, { headers: this.headers, signal: AbortSignal.timeout(10_000), ...init });
+      const options = { headers: this.headers, signal: AbortSignal.timeout(10_000), ...init };
+      res = await (this.agent ? httpsRequest(`${this.url}${path}`, options, this.agent) : fetch(`${this.url}${path}`, options));
     } catch (err) {
-      throw new SfError("SF_ERR_SCHEMA_REGISTRY", `schema registry at ${this.url} did not answer: ${(err as Error).message}`, { cause: err });
+      throw tlsError(err, this.secured) ?? new SfError("SF_ERR_SCHEMA_REGISTRY", `schema registry at ${this.url} did not answer: ${(err as Error).message}`, { cause: err });
     }
+    if (res.status === 401 || res.status === 403) {
+      await res.arrayBuffer();
+      throw authFailed(undefined, this.secured, `the registry answered HTTP ${res.status}`);
+    }
+    return res;
+  }
+
+  private get secured(): SecuredConnection {
+    return { what: "schema registry", target: this.url, credentials: "SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD(_FILE)", ca: "SCHEMA_REGISTRY_CA_FILE" };
   }
 
   private fetchWriter(id: number): Promise<void> {
@@ -219,4 +249,25 @@ function readBody(type: AvroType, buf: Buffer, resolver?: AvroType): unknown {
   if (offset < 0) throw new Error("truncated buffer");
   if (offset < buf.length) throw new Error("trailing data");
   return value;
+}
+
+/**
+ * fetch's subset the registry calls use, over node:https with an agent that trusts a private
+ * CA (Node's fetch takes no CA option).
+ */
+function httpsRequest(url: string, init: RequestInit, agent: https.Agent): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method: init.method ?? "GET", headers: init.headers as Record<string, string>, agent, signal: init.signal ?? undefined }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        const body = Buffer.concat(chunks);
+        const status = res.statusCode ?? 500;
+        resolve(new Response(body.length > 0 && status !== 204 ? body : null, { status, headers: res.headers as Record<string, string> }));
+      });
+    });
+    req.on("error", reject);
+    req.end(typeof init.body === "string" ? init.body : undefined);
+  });
 }

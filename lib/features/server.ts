@@ -1,12 +1,15 @@
 import crypto from "node:crypto";
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import type pg from "pg";
 import { SfError } from "../errors.ts";
 import type { ErrorCode } from "../errors.ts";
 import { EngineMetrics } from "../observability/metrics.ts";
 import { FeatureClient } from "./client.ts";
+import { answerHistorical, historicalView } from "./historical-http.ts";
 import { HttpError, namesParam, parseBatch, parseTarget, readBody, tokenMatches } from "./http.ts";
 import type { Target } from "./http.ts";
 import type { ViewDef } from "./layout.ts";
@@ -32,6 +35,10 @@ export interface FeatureServerOptions {
   deadlineMs?: number;
   metrics?: EngineMetrics;
   logger?: Logger;
+  /** A pg pool on the offline feature log's database: enables POST /v1/historical/{view}. The server does not close it. */
+  offline?: pg.Pool;
+  /** Serve HTTPS with this certificate chain and key (PEM); default: plain HTTP. */
+  tls?: { cert: Buffer | string; key: Buffer | string };
 }
 
 export interface FeatureServer {
@@ -59,7 +66,7 @@ const errorBody = (code: ErrorCode, message: string) => JSON.stringify({ error: 
 export async function startFeatureServer(options: FeatureServerOptions): Promise<FeatureServer> {
   const { redis } = options;
   const prefix = options.keyPrefix ?? "";
-  const features = new FeatureClient({ redis, keyPrefix: prefix, ...(options.views ? { views: options.views } : {}) });
+  const features = new FeatureClient({ redis, keyPrefix: prefix, ...(options.views ? { views: options.views } : {}), ...(options.offline ? { offline: options.offline } : {}) });
   const metrics = options.metrics ?? new EngineMetrics({ processMetrics: false });
   const digest = crypto.hash("sha256", options.token, "buffer");
   const openapi = JSON.stringify(openApiDocument());
@@ -126,6 +133,16 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
     return [503, "SF_ERR_SINK_NOT_CONNECTED", "Redis is unreachable; retry later"];
   }
 
+  /** The view of a /v1/historical/{view} path; undefined for other paths; null when the answer (400) was sent. */
+  function historicalViewOf(pathname: string, fail: (err: unknown) => void): string | undefined | null {
+    try {
+      return historicalView(pathname);
+    } catch (err) {
+      fail(err);
+      return null;
+    }
+  }
+
   // Metric series resolved once per route and status, not hashed per request.
   const counters = new Map<string, ReturnType<typeof metrics.featureRequests.labels>>();
   const counter = (routeName: string, status: number) => {
@@ -134,7 +151,7 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
     if (!c) counters.set(key, (c = metrics.featureRequests.labels(routeName, String(status))));
     return c;
   };
-  const timers = new Map(["get", "batch", "healthz", "openapi", "metrics", "other"].map((r) => [r, metrics.featureSeconds.labels(r)]));
+  const timers = new Map(["get", "batch", "historical", "healthz", "openapi", "metrics", "other"].map((r) => [r, metrics.featureSeconds.labels(r)]));
   const inFlight = metrics.featureInFlight;
 
   function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -156,6 +173,19 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
       t = parseTarget(req.url ?? "/");
     } catch (err) {
       return fail(err);
+    }
+    const historical = t.kind === "other" ? historicalViewOf(t.pathname, fail) : undefined;
+    if (historical === null) return;
+    if (historical !== undefined) {
+      // a training-set export: long and streamed, so outside the in-flight bound and the read deadline
+      routeName = "historical";
+      if (!tokenMatches(req.headers.authorization, digest)) return fail(new HttpError(401, "SF_ERR_FEATURES_UNAUTHORIZED", "expected the header Authorization: Bearer <token>"));
+      if (req.method !== "POST") return fail(new HttpError(405, "SF_ERR_FEATURES_BAD_REQUEST", 'use POST with {"rows": [...]}'));
+      answerHistorical(features, options.offline, historical, req, res).then(() => {
+        counter(routeName, 200).inc();
+        timers.get(routeName)!.observe((performance.now() - start) / 1000);
+      }, fail);
+      return;
     }
     if (t.kind === "other") {
       routeName = ["/healthz", "/openapi.json", "/metrics"].includes(t.pathname) ? t.pathname.slice(1).replace(".json", "") : "other";
@@ -204,16 +234,18 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
   }, Math.max(1, Math.floor(deadlineMs / 4)));
   sweep.unref();
 
-  const server = http.createServer({ noDelay: true, keepAliveTimeout: 65_000 }, handle);
+  const serverOptions = { noDelay: true, keepAliveTimeout: 65_000 };
+  const server = options.tls ? https.createServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key }, handle) : http.createServer(serverOptions, handle);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port ?? 8090, options.host ?? "0.0.0.0", () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  log?.info({ port, maxInFlight, deadlineMs }, "feature server listening");
+  log?.info({ port, maxInFlight, deadlineMs, tls: options.tls !== undefined }, "feature server listening");
   return {
     port,
-    url: `http://127.0.0.1:${port}`,
+    // "localhost" for HTTPS: certificates name hosts; the secured stack's names localhost and 127.0.0.1
+    url: options.tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
         clearInterval(sweep);

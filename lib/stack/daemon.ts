@@ -13,6 +13,9 @@ export interface DaemonSpec {
   args: string[];
   cwd: string;
   env?: NodeJS.ProcessEnv;
+  /** Run as this user (the stack as root starts PostgreSQL and RabbitMQ as their own users). */
+  uid?: number;
+  gid?: number;
 }
 
 export class Daemons {
@@ -40,10 +43,12 @@ export class Daemons {
       return undefined;
     }
     if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return undefined;
-    // Guard against a recycled pid: our processes carry the state dir in their command line.
+    // Guard against a recycled pid: our processes carry the state dir in their command line
+    // (or, for a server started through a wrapper script such as RabbitMQ's, in their environment).
     try {
+      const stateDir = path.dirname(this.runDir);
       const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (!cmdline.includes(path.dirname(this.runDir))) return undefined;
+      if (!cmdline.includes(stateDir) && !environ(pid).includes(stateDir)) return undefined;
     } catch {
       /* no /proc: trust the pid file */
     }
@@ -59,6 +64,7 @@ export class Daemons {
       env: spec.env ?? process.env,
       detached: true,
       stdio: ["ignore", out, out],
+      ...(spec.uid !== undefined ? { uid: spec.uid, gid: spec.gid } : {}),
     });
     fs.closeSync(out);
     if (child.pid === undefined) {
@@ -89,6 +95,14 @@ export class Daemons {
     } catch {
       return "";
     }
+  }
+}
+
+function environ(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/environ`, "utf8");
+  } catch {
+    return "";
   }
 }
 

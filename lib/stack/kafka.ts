@@ -12,26 +12,33 @@ export interface KafkaOptions {
   port: number;
   controllerPort: number;
   startTimeoutMs: number;
+  /** Where the jars go (default `<stateDir>/kafka/libs`): the secured stack shares the open one's. */
+  libsDir?: string;
+  /** server.properties (default: the open stack's PLAINTEXT broker). */
+  properties?: (dataDir: string) => string;
+  /** Extra `kafka-storage format` arguments (SCRAM users of a secured broker). */
+  formatArgs?: string[];
 }
 
 /** Kafka 4.x in KRaft mode, one combined broker+controller on loopback. */
 export async function startKafka(daemons: Daemons, o: KafkaOptions): Promise<void> {
   const java = requireJava();
   const home = path.join(o.stateDir, "kafka");
-  const libs = path.join(home, "libs");
+  const libs = o.libsDir ?? path.join(home, "libs");
   // Ports first: a busy port should fail at once, before any download.
   for (const port of [o.port, o.controllerPort]) {
     if (await tcpOpen("127.0.0.1", port)) {
       throw new StackError(
         "SF_ERR_STACK_PORT_IN_USE",
-        `port ${port} is in use by another process, so Kafka cannot start: stop it, set STREAMFLEET_KAFKA_PORT, or set KAFKA_BROKERS to use a running Kafka`,
+        `port ${port} is in use by another process, so Kafka cannot start: stop it, set ${o.properties ? "STREAMFLEET_SECURE_KAFKA_PORT" : "STREAMFLEET_KAFKA_PORT"}, or set KAFKA_BROKERS to use a running Kafka`,
       );
     }
   }
   ensurePomJars(o.pomFile, libs, "Apache Kafka", path.join(o.stateDir, "logs", "maven-kafka.log"));
   const dataDir = path.join(home, "data");
   const props = path.join(home, "server.properties");
-  fs.writeFileSync(props, serverProperties(o, dataDir));
+  fs.mkdirSync(home, { recursive: true });
+  fs.writeFileSync(props, o.properties ? o.properties(dataDir) : serverProperties(o, dataDir), { mode: 0o600 });
   fs.writeFileSync(path.join(home, "log4j2.yaml"), LOG4J);
   const classpath = `${libs}/*`;
   if (!fs.existsSync(path.join(dataDir, "meta.properties"))) {
@@ -41,11 +48,11 @@ export async function startKafka(daemons: Daemons, o: KafkaOptions): Promise<voi
       .pop();
     const fmt = spawnSync(
       java,
-      ["-cp", classpath, "kafka.tools.StorageTool", "format", "-t", id ?? "", "-c", props, "--standalone"],
+      ["-cp", classpath, "kafka.tools.StorageTool", "format", "-t", id ?? "", "-c", props, "--standalone", ...(o.formatArgs ?? [])],
       { encoding: "utf8" },
     );
     if (fmt.status !== 0) {
-      throw new StackError("SF_ERR_STACK_KAFKA_FORMAT", `formatting Kafka storage failed: ${(fmt.stderr || fmt.stdout).trim().slice(0, 300)}`);
+      throw new StackError("SF_ERR_STACK_KAFKA_FORMAT", `formatting Kafka storage failed: ${(fmt.stderr || fmt.stdout).trim().slice(0, 300).replace(/password=[^\],]*/g, "password=***")}`);
     }
   }
   daemons.start({

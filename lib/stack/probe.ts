@@ -1,3 +1,5 @@
+import fs from "node:fs";
+import https from "node:https";
 import net from "node:net";
 
 /** True when something accepts TCP connections on host:port within the timeout. */
@@ -14,8 +16,9 @@ export function tcpOpen(host: string, port: number, timeoutMs = 500): Promise<bo
   });
 }
 
-/** True when GET url answers 2xx within the timeout. */
-export async function httpOk(url: string, timeoutMs = 1000): Promise<boolean> {
+/** True when GET url answers 2xx within the timeout (https with `caFile` trusts that CA). */
+export async function httpOk(url: string, timeoutMs = 1000, caFile?: string): Promise<boolean> {
+  if (caFile) return httpsOk(url, timeoutMs, fs.readFileSync(caFile));
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     await res.arrayBuffer();
@@ -23,6 +26,17 @@ export async function httpOk(url: string, timeoutMs = 1000): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+function httpsOk(url: string, timeoutMs: number, ca: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = https.get(url, { ca, timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve((res.statusCode ?? 500) < 300);
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(false));
+  });
 }
 
 /** Polls `check` until it is true or the deadline passes. */

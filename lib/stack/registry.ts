@@ -16,6 +16,10 @@ export interface RegistryOptions {
   stateDir: string;
   port: number;
   startTimeoutMs: number;
+  /** HTTPS only, on `port`, with this certificate and key (the secured stack). */
+  tls?: { cert: string; key: string; ca: string };
+  /** Where the jar is unpacked (default `<stateDir>/registry`): the secured stack shares the open one's. */
+  runnerStateDir?: string;
 }
 
 /** The registry's runnable jar under the state dir; once it exists, starting needs no Maven. */
@@ -25,9 +29,9 @@ export function registryRunner(stateDir: string): string {
 
 export async function startRegistry(daemons: Daemons, o: RegistryOptions): Promise<void> {
   const java = requireJava();
-  const home = path.join(o.stateDir, "registry");
+  const home = path.join(o.runnerStateDir ?? o.stateDir, "registry");
   const appDir = path.join(home, `apicurio-${APICURIO_VERSION}`);
-  const runner = registryRunner(o.stateDir);
+  const runner = registryRunner(o.runnerStateDir ?? o.stateDir);
   if (await tcpOpen("127.0.0.1", o.port)) {
     throw new StackError(
       "SF_ERR_STACK_PORT_IN_USE",
@@ -54,7 +58,9 @@ export async function startRegistry(daemons: Daemons, o: RegistryOptions): Promi
     args: [
       "-Xms128m",
       "-Xmx512m",
-      `-Dquarkus.http.port=${o.port}`,
+      ...(o.tls
+        ? [`-Dquarkus.http.ssl-port=${o.port}`, "-Dquarkus.http.port=0", "-Dquarkus.http.insecure-requests=disabled", `-Dquarkus.http.ssl.certificate.files=${o.tls.cert}`, `-Dquarkus.http.ssl.certificate.key-files=${o.tls.key}`]
+        : [`-Dquarkus.http.port=${o.port}`]),
       "-Dquarkus.http.host=127.0.0.1",
       "-Dquarkus.log.level=WARN",
       "-Dapicurio.rest.deletion.artifact.enabled=true",
@@ -64,7 +70,8 @@ export async function startRegistry(daemons: Daemons, o: RegistryOptions): Promi
     ],
     cwd: appDir,
   });
-  const ok = await waitFor(() => httpOk(`http://127.0.0.1:${o.port}/apis/ccompat/v7/subjects`), o.startTimeoutMs);
+  const subjects = `${o.tls ? "https://localhost" : "http://127.0.0.1"}:${o.port}/apis/ccompat/v7/subjects`;
+  const ok = await waitFor(() => httpOk(subjects, 1000, o.tls?.ca), o.startTimeoutMs);
   if (!ok) {
     const tail = daemons.tail("registry", 3);
     await daemons.stop("registry");

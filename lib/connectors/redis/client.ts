@@ -1,8 +1,8 @@
 import { Redis } from "ioredis";
 import type { RedisOptions } from "ioredis";
 import { SfError } from "../../errors.ts";
-import { redactUrl } from "../../runtime/connections.ts";
-import type { Connections } from "../../runtime/connections.ts";
+import { authDenied, authFailed, redactUrl, tlsError } from "../../runtime/connections.ts";
+import type { Connections, SecuredConnection } from "../../runtime/connections.ts";
 
 /**
  * Builds an ioredis client for a named connection. Settings come from the environment
@@ -31,7 +31,42 @@ export function createRedis(connections: Connections, name = "default", extra: R
   // ioredis emits "error" on every failed reconnect; without a listener Node would throw
   client.on("error", () => {});
   Object.defineProperty(client, "sfTarget", { value: redactUrl(url), enumerable: false });
+  Object.defineProperty(client, "sfSecured", { value: redisSecured(connections, name, url, username), enumerable: false });
   return client;
+}
+
+/** How connection `name` is secured, for error messages (variable names, never values). */
+export function redisSecured(connections: Connections, name: string, url: string, username: string | undefined): SecuredConnection & { user: string } {
+  const v = (variable: string) => connections.variable(variable, name);
+  return {
+    what: `Redis connection "${name}"`,
+    target: redactUrl(url),
+    credentials: `${v("REDIS_USERNAME")} and ${v("REDIS_PASSWORD")} (or ${v("REDIS_PASSWORD")}_FILE)`,
+    ca: v("REDIS_TLS_CA_FILE"),
+    user: username ?? "default",
+  };
+}
+
+/**
+ * Credentials refused (WRONGPASS, NOAUTH), an ACL denial (NOPERM) or a refused certificate, as
+ * one non-retriable SfError naming the connection and what to check; undefined otherwise.
+ */
+export function redisSecurityError(err: unknown, secured: (SecuredConnection & { user: string }) | undefined): SfError | undefined {
+  if (!secured) return undefined;
+  const message = err instanceof Error ? err.message : "";
+  if (/^(WRONGPASS|NOAUTH)\b/.test(message)) return authFailed(err, secured, `Redis refused user ${secured.user} (${message.split(" ")[0]})`);
+  // NOPERM texts name the command or say "a key"; they never carry a value
+  if (/^NOPERM\b/.test(message)) return authDenied(err, secured, `user ${secured.user}`, `a command or key (${message}); check the user's key patterns (~) and commands (+@) in the Redis ACL`);
+  return tlsError(err, secured);
+}
+
+function securedOf(client: Redis): (SecuredConnection & { user: string }) | undefined {
+  return (client as unknown as { sfSecured?: SecuredConnection & { user: string } }).sfSecured;
+}
+
+/** A NOPERM reply: the ACL denies it, so no retry and no dead-lettering record by record helps. */
+function isDenied(err: Error): boolean {
+  return /^NOPERM\b/.test(err.message);
 }
 
 /** The URL of a client without its password, for logs and error messages. */
@@ -51,6 +86,8 @@ export function isReplyError(err: unknown): boolean {
  */
 export function toSfError(err: unknown, client: Redis, where: string): SfError {
   if (err instanceof SfError) return err;
+  const security = redisSecurityError(err, securedOf(client));
+  if (security) return security;
   if (isReplyError(err)) {
     return new SfError("SF_ERR_SINK_REJECTED", `Redis at ${describeTarget(client)} refused a command: ${(err as Error).message}`, { cause: err, where });
   }
@@ -77,7 +114,7 @@ export async function execPipeline(client: Redis, pipeline: ReturnType<Redis["pi
     throw toSfError(err, client, where);
   }
   if (!results) throw new SfError("SF_ERR_SINK_NOT_CONNECTED", `Redis at ${describeTarget(client)} dropped a pipeline; the batch will be retried`, { where });
-  for (const [err] of results) if (err && !isReplyError(err)) throw toSfError(err, client, where);
+  for (const [err] of results) if (err && (!isReplyError(err) || isDenied(err))) throw toSfError(err, client, where);
   return results;
 }
 
