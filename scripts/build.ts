@@ -8,8 +8,8 @@ import path from "node:path";
 const ROOT = path.resolve(import.meta.dirname, "..");
 const DIST = path.join(ROOT, "dist");
 
-/** Files read at run time, relative to the code that reads them (kept at the same paths under dist/). */
-export const RUNTIME_FILES = ["lib/connectors/redis/scripts/*.lua", "scripts/stack/kafka-pom.xml"];
+/** Files read at run time (scripts, the Kafka pom, `streamfleet init`'s templates), relative to the code that reads them (kept at the same paths under dist/). */
+export const RUNTIME_FILES = ["lib/connectors/redis/scripts/*.lua", "scripts/stack/kafka-pom.xml", "lib/cli/scaffold/*.tmpl"];
 
 function expand(pattern: string): string[] {
   const dir = path.dirname(pattern);
