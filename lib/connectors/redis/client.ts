@@ -28,8 +28,9 @@ export function createRedis(connections: Connections, name = "default", extra: R
     ...extra,
   };
   const client = new Redis(url, options);
-  // ioredis emits "error" on every failed reconnect; without a listener Node would throw
-  client.on("error", () => {});
+  // ioredis emits "error" on every failed reconnect; without a listener Node would throw. The
+  // last one is kept: a refused login (WRONGPASS in HELLO) reaches connect() only as "Connection is closed".
+  client.on("error", (err: Error) => Object.defineProperty(client, "sfLastError", { value: err, configurable: true, enumerable: false }));
   Object.defineProperty(client, "sfTarget", { value: redactUrl(url), enumerable: false });
   Object.defineProperty(client, "sfSecured", { value: redisSecured(connections, name, url, username), enumerable: false });
   return client;
@@ -86,7 +87,8 @@ export function isReplyError(err: unknown): boolean {
  */
 export function toSfError(err: unknown, client: Redis, where: string): SfError {
   if (err instanceof SfError) return err;
-  const security = redisSecurityError(err, securedOf(client));
+  const lastError = (client as unknown as { sfLastError?: Error }).sfLastError;
+  const security = redisSecurityError(err, securedOf(client)) ?? (/Connection is closed/.test((err as Error)?.message ?? "") ? redisSecurityError(lastError, securedOf(client)) : undefined);
   if (security) return security;
   if (isReplyError(err)) {
     return new SfError("SF_ERR_SINK_REJECTED", `Redis at ${describeTarget(client)} refused a command: ${(err as Error).message}`, { cause: err, where });
