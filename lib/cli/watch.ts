@@ -51,7 +51,7 @@ export class TopologyWatcher {
   /** The last refused snapshot of a file: it is not tried again until it changes. */
   private readonly refused = new Map<string, string>();
   private readonly taken = new Map<string, Snapshot>();
-  private readonly watchers = new Map<string, { watcher: fs.FSWatcher; recursive: boolean }>();
+  private readonly watchers = new Map<string, fs.FSWatcher>();
   private fleet: Fleet | undefined;
   private deadlineMs = 30_000;
   private timer: NodeJS.Timeout | undefined;
@@ -87,7 +87,7 @@ export class TopologyWatcher {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
-    for (const { watcher } of this.watchers.values()) watcher.close();
+    for (const watcher of this.watchers.values()) watcher.close();
     this.watchers.clear();
     await this.queue;
   }
@@ -120,38 +120,43 @@ export class TopologyWatcher {
     }, this.debounceMs);
   }
 
-  /** Watches each input (directories recursively) and the directory of every named file. */
+  /**
+   * Watches every directory under the inputs and the directory of every named file, each on
+   * its own: a directory watch sees a file replaced by a rename (how many editors save), which
+   * Linux's recursive watch (one watch per file) misses. Called again after each scan, for new
+   * directories; a watch whose directory is gone is dropped.
+   */
   private watchDirs(): void {
     if (this.closed) return;
-    const dirs = new Map<string, boolean>();
+    const dirs = new Set<string>();
     for (const input of this.inputs) {
       const full = path.resolve(input);
-      const isDir = fs.statSync(full, { throwIfNoEntry: false })?.isDirectory() ?? false;
-      dirs.set(isDir ? full : path.dirname(full), isDir);
+      if (fs.statSync(full, { throwIfNoEntry: false })?.isDirectory()) subdirectories(full, dirs);
+      else dirs.add(path.dirname(full));
     }
-    for (const v of this.versions.values()) for (const f of v.snapshot.keys()) if (!dirs.has(path.dirname(f))) dirs.set(path.dirname(f), false);
-    for (const snap of this.taken.values()) for (const f of snap.keys()) if (!dirs.has(path.dirname(f))) dirs.set(path.dirname(f), false);
-    for (const [dir, recursive] of dirs) {
-      if (this.watchers.has(dir) || (!recursive && this.covered(dir))) continue;
+    for (const snap of [...[...this.versions.values()].map((v) => v.snapshot), ...this.taken.values()]) for (const f of snap.keys()) dirs.add(path.dirname(f));
+    for (const [dir, watcher] of this.watchers) {
+      if (fs.existsSync(dir)) continue;
+      watcher.close();
+      this.watchers.delete(dir);
+    }
+    for (const dir of dirs) {
+      if (this.watchers.has(dir) || !fs.existsSync(dir)) continue;
       try {
-        const watcher = fs.watch(dir, { recursive, persistent: false }, (_event, name) => {
-          if (this.relevant(name === null ? undefined : path.join(dir, name))) this.schedule();
+        const watcher = fs.watch(dir, { persistent: false }, (_event, name) => {
+          const file = name === null ? undefined : path.join(dir, name);
+          if (this.relevant(file)) this.schedule();
+          else if (file && !this.watchers.has(file) && fs.statSync(file, { throwIfNoEntry: false })?.isDirectory()) this.watchDirs();
         });
         watcher.on("error", () => {
           watcher.close(); // the directory went away; a later scan watches it again if it is back
           this.watchers.delete(dir);
-          this.schedule();
         });
-        this.watchers.set(dir, { watcher, recursive });
+        this.watchers.set(dir, watcher);
       } catch (err) {
         this.logger.warn({ dir, err: errorMessage(err) }, "cannot watch a directory; changes in it are not seen");
       }
     }
-  }
-
-  private covered(dir: string): boolean {
-    for (const [watched, { recursive }] of this.watchers) if (recursive && (dir === watched || dir.startsWith(watched + path.sep))) return true;
-    return false;
   }
 
   /** A file that may be a topology or one it names (other writes, such as logs, are ignored). */
@@ -269,6 +274,18 @@ function snapshot(file: string, loaded?: unknown): Snapshot {
   }
   for (const named of namedFiles(model, path.dirname(file))) if (!snap.has(named)) snap.set(named, hashOf(named));
   return snap;
+}
+
+/** A directory and every directory under it. */
+function subdirectories(dir: string, out: Set<string>): void {
+  out.add(dir);
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return; // removed meanwhile
+  }
+  for (const e of entries) if (e.isDirectory()) subdirectories(path.join(dir, e.name), out);
 }
 
 function namedFiles(node: unknown, baseDir: string, out: string[] = []): string[] {

@@ -90,10 +90,11 @@ the worker or its other topologies.
 
 - **What is watched.** Each topology file, and every file it names relative to itself (the
   strings ending in \`.avsc\`, \`.json\`, \`.ts\`, \`.js\`, \`.mjs\`, \`.cjs\`: transform modules, reader
-  schemas, \`validate\` step and sink schemas). The input directories are watched recursively,
-  and the directory of each named file outside them. Changes are read once a file has been
-  quiet for 300 ms (editors write in several steps), and compared by content: a save that
-  changes nothing reloads nothing. Modules imported *by* a transform module are not watched.
+  schemas, \`validate\` step and sink schemas). Every directory under the inputs is watched, and
+  the directory of each named file outside them; a file saved in place or replaced by a rename
+  is seen alike. Changes are read once the files have been quiet for 300 ms (editors write in
+  several steps), and compared by content: a save that changes nothing reloads nothing.
+  Modules imported *by* a transform module are not watched.
 - **Checked first.** The changed topology is checked as \`streamfleet validate\` checks it,
   registry included (a reader schema that cannot read its subject is refused), and its name and
   consumer group against the other topologies.
@@ -108,7 +109,8 @@ the worker or its other topologies.
   taken), or a new version that does not start (a sink that cannot connect: the running version
   is then started again) is logged at \`warn\` with \`code: SF_ERR_TOPOLOGY_RELOAD\`, the underlying
   error's code as \`cause\`, and the reason. A refused file is tried again when it changes. A
-  topology is removed by restarting the worker without its file.
+  topology is removed by restarting the worker without its file. (A running version started
+  again reads its .avsc files as they are then; its transform modules are the ones it ran with.)
 - **A new file** in a watched directory adds its topology once it validates.
 - **Transform modules are imported again** when their content changed (Node caches modules by
   URL, so each content gets its own: \`module.ts?sfv=<hash>\`). Node never frees a module: every

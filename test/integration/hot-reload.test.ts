@@ -245,14 +245,21 @@ describeStack("streamfleet run --watch", () => {
       await waitUntil(xReady, 30_000, `${x} to join its group`);
       expect(await versionOf(1)).toBe("v1");
 
-      fs.rmSync(xFile);
-      await waitUntil(() => refusals().length === 1, 30_000, "the deletion to be refused");
-      expect(refusals()[0]).toMatchObject({ topology: x, file: xFile, cause: "SF_ERR_TOPOLOGY_LOAD", reason: expect.stringMatching(/deleted or renamed; the running version is kept/) });
+      // saved as many editors save: a new file renamed over the old one (the edits after it are in place)
+      fs.writeFileSync(`${xFile}.tmp`, "name: [unclosed\n");
+      fs.renameSync(`${xFile}.tmp`, xFile);
+      await waitUntil(() => refusals().length === 1, 30_000, "the unparsable file to be refused");
+      expect(refusals()[0]!.reason).toContain(`${xFile}:2 (top level): not valid YAML`);
+      expect(await xReady()).toBe(true);
+      // the file that replaced it is watched too: an edit in place is seen
+      fs.writeFileSync(xFile, "name: x\nsource: {topics: [a]\n");
+      await waitUntil(() => refusals().length === 2, 30_000, "the edit in place to be refused");
+      expect(refusals()[1]!.reason).toContain(`${xFile}:3 (top level): not valid YAML`);
       expect(await xReady()).toBe(true);
 
-      fs.writeFileSync(xFile, "name: [unclosed\n");
-      await waitUntil(() => refusals().length === 2, 30_000, "the unparsable file to be refused");
-      expect(refusals()[1]!.reason).toContain(`${xFile}:2 (top level): not valid YAML`);
+      fs.rmSync(xFile);
+      await waitUntil(() => refusals().length === 3, 30_000, "the deletion to be refused");
+      expect(refusals()[2]).toMatchObject({ topology: x, file: xFile, cause: "SF_ERR_TOPOLOGY_LOAD", reason: expect.stringMatching(/deleted or renamed; the running version is kept/) });
       expect(await xReady()).toBe(true);
 
       // A new module and a sink that cannot open (connections are not part of validation), saved
@@ -260,7 +267,7 @@ describeStack("streamfleet run --watch", () => {
       fs.writeFileSync(path.join(dir, "stamp.ts"), fs.readFileSync(path.join(FIXTURES, "stamp.ts"), "utf8").replace('"v1"', '"v2"'));
       fs.writeFileSync(xFile, xTopology("nowhere"));
       await waitUntil(() => logs().some((l) => l.msg === "the running version started again" && l.topology === x), 30_000, "the old version to be started again");
-      expect(refusals()[2]).toMatchObject({ topology: x, cause: "SF_ERR_CONFIG_MISSING", reason: expect.stringContaining("DATABASE_URL__NOWHERE") });
+      expect(refusals()[3]).toMatchObject({ topology: x, cause: "SF_ERR_CONFIG_MISSING", reason: expect.stringContaining("DATABASE_URL__NOWHERE") });
       await waitUntil(xReady, 30_000, `${x} to join its group again`);
       expect(await versionOf(2)).toBe("v1");
 
@@ -274,12 +281,12 @@ describeStack("streamfleet run --watch", () => {
       await waitUntil(async () => (await metric("streamfleet_topology_ready", `topology="${y}"`)) === 1, 30_000, `${y} to join its group`);
 
       fs.renameSync(path.join(dir, "y.yaml"), path.join(dir, "z.yaml"));
-      await waitUntil(() => refusals().length === 5, 30_000, "both sides of the rename to be refused");
-      expect(refusals().slice(3).map((l) => [l.file, l.reason])).toEqual([
+      await waitUntil(() => refusals().length === 6, 30_000, "both sides of the rename to be refused");
+      expect(refusals().slice(4).map((l) => [l.file, l.reason])).toEqual([
         [path.join(dir, "y.yaml"), expect.stringMatching(/deleted or renamed/)],
         [path.join(dir, "z.yaml"), expect.stringContaining(`topology name "${y}" is also used by ${path.join(dir, "y.yaml")}`)],
       ]);
-      expect(await metric("streamfleet_topology_reloads_total", `topology="${x}",outcome="failed"`)).toBe(3);
+      expect(await metric("streamfleet_topology_reloads_total", `topology="${x}",outcome="failed"`)).toBe(4);
       expect(await metric("streamfleet_topology_reloads_total", `topology="${x}",outcome="ok"`)).toBe(1);
       expect(await metric("streamfleet_topology_reloads_total", `topology="${y}",outcome="ok"`)).toBe(1);
       expect(await metric("streamfleet_topology_reloads_total", `topology="${y}",outcome="failed"`)).toBe(1);
