@@ -94,7 +94,8 @@ the worker or its other topologies.
   the directory of each named file outside them; a file saved in place or replaced by a rename
   is seen alike. Changes are read once the files have been quiet for 300 ms (editors write in
   several steps), and compared by content: a save that changes nothing reloads nothing.
-  Modules imported *by* a transform module are not watched.
+  Modules imported *by* a transform module are not watched (they are imported again, when
+  changed, with a changed module that imports them).
 - **Checked first.** The changed topology is checked as \`streamfleet validate\` checks it,
   registry included (a reader schema that cannot read its subject is refused), and its name and
   consumer group against the other topologies.
@@ -118,8 +119,10 @@ the worker or its other topologies.
   (restart a worker edited many times); going back to an earlier content reuses it.
 - **Health during a swap.** \`/healthz\` stays up. \`/readyz\` answers 503 from the moment the
   running version starts draining until the new one joined its consumer group — as at start;
-  it usually lasts well under a second. If neither the new nor the restarted version runs,
+  the whole reload (the \`ms\` of its log line) took 0.3–0.5 s in the tests. If neither the new nor the restarted version runs,
   \`/readyz\` stays 503 until a change of the topology's files starts one.
-- **Metrics.** \`streamfleet_topology_reloads_total{topology, outcome}\` counts reloads by
-  outcome: \`ok\` (the new version runs) or \`failed\`.
+- **Log and metrics.** A reload logs \`topology reloaded\` (or \`topology added\`) at \`info\` with the
+  files that changed and how long it took. \`streamfleet_topology_reloads_total{topology,
+  outcome}\` counts reloads by outcome: \`ok\` (the new version runs) or \`failed\`; \`topology\` is
+  the running topology's name (a new file that never loaded: the file's name).
 `;
