@@ -38,6 +38,7 @@ export const COMMANDS = {
     flags: {
       "admin-port": { type: "string", integer: { min: 0, max: 65535 }, value: "N", help: "port of /metrics, /healthz, /readyz, /health (default $STREAMFLEET_ADMIN_PORT or 9464; 0 picks a free one)" },
       json: { type: "boolean", help: "JSON log lines only, no live summary even on a terminal" },
+      watch: { type: "boolean", help: "reload a topology when its file, transform module or .avsc changes (validated first; a refused change keeps the running version)" },
     },
   },
   validate: {
@@ -46,6 +47,20 @@ export const COMMANDS = {
     flags: { offline: { type: "boolean", help: "skip the registry checks" } },
   },
   graph: { usage: INPUTS, summary: "the fleet's DAG (topics between topologies) as Mermaid", flags: {} },
+  test: {
+    usage: "[files|dirs]",
+    summary: "offline topology tests: run each *.test.yaml's inputs through its topology's codecs and steps, compare what its sinks would write (docs/testing.md)",
+    flags: { junit: { type: "string", value: "FILE", help: "also write a JUnit XML report to FILE (for CI)" } },
+  },
+  init: {
+    usage: "[dir]",
+    summary: "scaffold a project: package.json, a topology with its Avro schema, a transform, an offline test, Dockerfile, k8s Deployment, README",
+    flags: {
+      name: { type: "string", value: "NAME", help: "the project and topology name (default: the directory's name)" },
+      from: { type: "string", value: "SPEC", help: "where the project installs streamfleet from: a tarball path or git URL (default: this version from the npm registry)" },
+    },
+    maxPositionals: 1,
+  },
   dlq: {
     usage: "replay <topology>",
     summary: "send a topology's dead letters back to their source topics, after a fix",
@@ -57,10 +72,26 @@ export const COMMANDS = {
     minPositionals: 2,
     maxPositionals: 2,
   },
+  features: {
+    usage: "export",
+    summary: "point-in-time training sets from feature views' offline log (REDIS_URL for the view registry, DATABASE_URL for the log)",
+    flags: {
+      view: { type: "string", value: "VIEW", help: "the feature view (required)" },
+      rows: { type: "string", value: "FILE", help: "CSV with a header: the entity id and timestamp columns, any others (labels) passed through (required)" },
+      out: { type: "string", value: "FILE", help: "the training set: the rows' columns then one column per feature (required)" },
+      names: { type: "string", value: "A,B", help: "only these features (default all)" },
+      "entity-column": { type: "string", value: "NAME", help: "column of the entity id (default entity)" },
+      "time-column": { type: "string", value: "NAME", help: "column of the time as of which features are read: epoch ms or ISO 8601 (default timestamp)" },
+      "key-prefix": { type: "string", value: "PREFIX", help: "the sinks' key_prefix (default empty)" },
+    },
+    verbs: ["export"],
+    minPositionals: 1,
+    maxPositionals: 1,
+  },
   stack: {
     usage: "up|down|status|env",
     summary: "start, stop or check the local services (default: status)",
-    flags: {},
+    flags: { secure: { type: "boolean", help: "the secured stack: our own servers demanding credentials and TLS, on their own ports (docs/security.md)" } },
     verbs: ["up", "down", "status", "env"],
     maxPositionals: 1,
   },
