@@ -51,6 +51,11 @@ function pickSafe(extra: Record<string, unknown>): Record<string, unknown> {
   for (const k of ["groupId", "memberId", "topic", "partition", "broker", "error", "retryCount", "retryTime"]) {
     if (extra[k] !== undefined) out[k] = extra[k];
   }
+  // An Error serialises to its enumerable fields only; keep its message (ours name no secret).
+  if (out.error instanceof Error) {
+    const e = out.error as Error & { code?: unknown };
+    out.error = { name: e.name, message: e.message, ...(e.code !== undefined ? { code: e.code } : {}) };
+  }
   return out;
 }
 

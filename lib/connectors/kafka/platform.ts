@@ -5,7 +5,7 @@ import { SfError } from "../../errors.ts";
 import type { Connections } from "../../runtime/connections.ts";
 import type { ComponentContext, DeadLetterWriter, ReplayResult, Source, StreamPlatform } from "../../runtime/contracts.ts";
 import type { FetchingSourceOptions } from "../../runtime/source-fetch.ts";
-import { createKafka } from "./client.ts";
+import { createKafka, kafkaSecurityError } from "./client.ts";
 import { KafkaDeadLetters } from "./dead-letters.ts";
 import { replayDeadLetters } from "./replay.ts";
 import { KafkaSource } from "./source.ts";
@@ -37,11 +37,29 @@ export function sharedProducer(connections: Connections, name: string, logger: L
       () => producer,
       (err: unknown) => {
         e.producer = undefined;
-        throw new SfError("SF_ERR_SINK_NOT_CONNECTED", `Kafka producer cannot connect: ${(err as Error).message}`, { cause: err });
+        throw kafkaSecurityError(err, connections, name) ?? new SfError("SF_ERR_SINK_NOT_CONNECTED", `Kafka producer cannot connect: ${(err as Error).message}`, { cause: err });
       },
     );
   }
   return e.producer;
+}
+
+/**
+ * Fails at start when the connection's principal may not see `topic` (a Write ACL implies
+ * Describe, so a topic it cannot describe it cannot write): a denied topic is a setting to
+ * fix, not an outage to retry. Other answers (a topic not created yet) are left to the writes.
+ */
+export async function checkTopicAccess(connections: Connections, name: string, logger: Logger, topic: string): Promise<void> {
+  const admin = entry(connections, name, logger).kafka.admin();
+  try {
+    await admin.connect();
+    await admin.fetchTopicMetadata({ topics: [topic] });
+  } catch (err) {
+    const denied = kafkaSecurityError(err, connections, name, { topics: [topic] });
+    if (denied) throw denied;
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 export class KafkaPlatform implements StreamPlatform {
@@ -67,9 +85,11 @@ export class KafkaPlatform implements StreamPlatform {
 
   async ensureTopics(topics: string[], partitions = 3): Promise<void> {
     const admin = entry(this.connections, "default", this.logger).kafka.admin();
-    await admin.connect();
     try {
+      await admin.connect();
       await createTopicsReady(admin, topics, partitions);
+    } catch (err) {
+      throw kafkaSecurityError(err, this.connections, "default", { topics }) ?? err;
     } finally {
       await admin.disconnect();
     }

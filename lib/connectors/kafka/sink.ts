@@ -6,7 +6,8 @@ import type { ComponentSpec, Sink, StreamRecord } from "../../runtime/contracts.
 import { compileTemplate } from "../../topology/template.ts";
 import { template } from "../../topology/template-fields.ts";
 import { oversized, sendAll } from "./chunks.ts";
-import { sharedProducer } from "./platform.ts";
+import { kafkaSecurityError } from "./client.ts";
+import { checkTopicAccess, sharedProducer } from "./platform.ts";
 
 const schema = z
   .object({
@@ -58,6 +59,7 @@ export const kafkaSink: ComponentSpec<Config, Sink> = {
       name: ctx.component,
       async open() {
         producer = await sharedProducer(ctx.connections, config.connection, ctx.logger);
+        await checkTopicAccess(ctx.connections, config.connection, ctx.logger, config.topic);
       },
       async write(records) {
         const messages: Message[] = [];
@@ -74,7 +76,9 @@ export const kafkaSink: ComponentSpec<Config, Sink> = {
         try {
           await sendAll(producer!, config.topic, messages);
         } catch (err) {
-          throw new SfError("SF_ERR_SINK_NOT_CONNECTED", `writing to Kafka topic ${config.topic} failed: ${(err as Error).message}`, { cause: err });
+          // An ACL revoked while running: not retriable, so the batch goes to the DLQ with the reason.
+          const denied = kafkaSecurityError(err, ctx.connections, config.connection, { topics: [config.topic] });
+          throw denied ?? new SfError("SF_ERR_SINK_NOT_CONNECTED", `writing to Kafka topic ${config.topic} failed: ${(err as Error).message}`, { cause: err });
         }
         return { failed };
       },

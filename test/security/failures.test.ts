@@ -1,0 +1,145 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import tls from "node:tls";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { createRedis, ensureConnected } from "../../lib/connectors/redis/client.ts";
+import { createTopicsReady } from "../../lib/connectors/kafka/topics.ts";
+import { SfError } from "../../lib/errors.ts";
+import { createLogger } from "../../lib/observability/logger.ts";
+import { Fleet } from "../../lib/runtime/fleet.ts";
+import { writeTopologies } from "../support/fleet.ts";
+import { adminKafka, adminRedis, certsDir, connections, describeSecure, secureEnv, silent, wrongPasswordFile } from "./support.ts";
+
+/**
+ * What a worker on the secured stack does when something is wrong: one SfError naming the
+ * connection and what to check, never the secret, and no retry where none can help.
+ */
+const id = crypto.randomBytes(4).toString("hex");
+const source = `resident.sectest-${id}.in`;
+const dlq = `resident.sectest-${id}.dlq`;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sf-security-"));
+
+function topology(name: string, sinks: unknown[]): string {
+  return writeTopologies([{ name: `sectest-${id}-${name}`, source: { topics: [source] }, codec: { value: { type: "json" } }, steps: [], sinks, errors: { dlq: { topic: dlq } } }]);
+}
+
+/** Starts a fleet of `dir` with the secured stack's worker variables and `overrides`; returns the error it fails with. */
+async function startFails(dir: string, overrides: Record<string, string> = {}): Promise<SfError> {
+  const fleet = await Fleet.load([dir], { env: { ...secureEnv(), ...overrides }, logger: silent });
+  try {
+    await fleet.start();
+  } catch (err) {
+    await fleet.stop(2000).catch(() => {});
+    expect(err).toBeInstanceOf(SfError);
+    return err as SfError;
+  }
+  await fleet.stop(2000);
+  throw new Error("the fleet started");
+}
+
+/** A TLS server presenting `cert`, so that a client's refusal of it can be observed. */
+async function tlsServer(cert: string, key: string): Promise<{ port: number; close: () => void }> {
+  const server = tls.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, (s) => s.destroy());
+  server.on("tlsClientError", () => {});
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { port: (server.address() as AddressInfo).port, close: () => server.close() };
+}
+
+beforeAll(async () => {
+  if (!secureEnv().KAFKA_BROKERS) return;
+  const admin = adminKafka().admin();
+  await admin.connect();
+  await createTopicsReady(admin, [source, dlq], 1);
+  await admin.disconnect();
+});
+
+afterAll(async () => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+  if (!secureEnv().KAFKA_BROKERS) return;
+  const admin = adminKafka().admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [source, dlq] }).catch(() => {});
+  await admin.disconnect();
+});
+
+describeSecure("failures on the secured stack say what is wrong and leak nothing", () => {
+  it("a worker with a wrong Kafka password does not start: SF_ERR_AUTH_FAILED names the connection and the variables", async () => {
+    const wrong = wrongPasswordFile(tmp);
+    const err = await startFails(topology("kpw", [{ type: "kafka", topic: `resident.sectest-${id}.out` }]), { KAFKA_SASL_PASSWORD_FILE: wrong });
+    expect(err.code).toBe("SF_ERR_AUTH_FAILED");
+    expect(err.retriable).toBe(false);
+    expect(err.message).toContain('Kafka connection "default"');
+    expect(err.message).toContain("SCRAM-SHA-512 authentication failed for user kafka-worker");
+    expect(err.message).toContain("KAFKA_SASL_PASSWORD");
+    expect(err.message).not.toContain(fs.readFileSync(wrong, "utf8"));
+  });
+
+  it("a worker with a wrong Redis password does not start: SF_ERR_AUTH_FAILED, not an outage retried forever", async () => {
+    const err = await startFails(topology("rpw", [{ type: "redis.cache", key: "complaint:{id}" }]), { REDIS_PASSWORD_FILE: wrongPasswordFile(tmp) });
+    expect(err.code).toBe("SF_ERR_AUTH_FAILED");
+    expect(err.message).toMatch(/Redis connection "default" \(rediss:\/\/localhost:\d+\).*user redis-worker.*check REDIS_USERNAME and REDIS_PASSWORD/);
+  });
+
+  it("a topology writing to a topic its principal may not write fails at start with SF_ERR_AUTH_DENIED", async () => {
+    const forbidden = `forbidden.sectest-${id}`;
+    const err = await startFails(topology("denied", [{ type: "kafka", topic: forbidden }]));
+    expect(err.code).toBe("SF_ERR_AUTH_DENIED");
+    expect(err.message).toContain(`the ACLs deny User:kafka-worker access to topic ${forbidden}`);
+  });
+
+  it("a Redis key outside the worker's ACL patterns: SF_ERR_AUTH_DENIED in the log, nothing written, nothing committed past it", async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: "warn", destination: { write: (l: string) => void lines.push(l) } });
+    const fleet = await Fleet.load([topology("nokey", [{ type: "redis.cache", key: "forbidden:{id}" }])], { env: secureEnv(), logger });
+    await fleet.start();
+    try {
+      const producer = adminKafka().producer();
+      await producer.connect();
+      await producer.send({ topic: source, messages: [{ key: "k1", value: JSON.stringify({ id: `x-${id}` }) }] });
+      await producer.disconnect();
+      const deadline = Date.now() + 20_000;
+      while (!lines.some((l) => l.includes("SF_ERR_AUTH_DENIED")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      const denied = lines.find((l) => l.includes("SF_ERR_AUTH_DENIED"));
+      expect(denied).toMatch(/Redis connection \\"default\\".*the ACLs deny user redis-worker.*NOPERM/);
+      const redis = adminRedis();
+      expect(await redis.exists(`forbidden:x-${id}`)).toBe(0);
+      redis.disconnect();
+      const admin = adminKafka().admin();
+      await admin.connect();
+      const [committed] = await admin.fetchOffsets({ groupId: `streamfleet.sectest-${id}-nokey`, topics: [source] });
+      await admin.disconnect();
+      expect(committed!.partitions.every((p) => p.offset === "-1" || p.offset === "0")).toBe(true);
+    } finally {
+      await fleet.stop(5000);
+    }
+  });
+
+  it("a server certificate from a CA the worker does not trust, and an expired one, are refused with SF_ERR_TLS_UNTRUSTED", async () => {
+    const dir = certsDir();
+    for (const [cert, expected] of [
+      ["untrusted", /not signed by a CA this worker trusts: check REDIS_TLS_CA_FILE/],
+      ["expired", /outside its validity period/],
+    ] as const) {
+      const server = await tlsServer(path.join(dir, `${cert}.pem`), path.join(dir, `${cert}.key`));
+      const redis = createRedis(connections({ REDIS_URL: `rediss://localhost:${server.port}` }), "default", { retryStrategy: () => null });
+      try {
+        const err = await ensureConnected(redis, "test").then(() => undefined, (e: unknown) => e);
+        expect(err).toBeInstanceOf(SfError);
+        expect((err as SfError).code).toBe("SF_ERR_TLS_UNTRUSTED");
+        expect((err as SfError).message).toMatch(expected);
+      } finally {
+        redis.disconnect();
+        server.close();
+      }
+    }
+  });
+
+  it("Kafka with a CA that did not sign the broker's certificate stops with SF_ERR_TLS_UNTRUSTED (after kafkajs's connection retries)", { timeout: 120_000 }, async () => {
+    const err = await startFails(topology("kca", [{ type: "kafka", topic: `resident.sectest-${id}.out` }]), { KAFKA_SSL_CA_FILE: path.join(certsDir(), "other-ca.pem") });
+    expect(err.code).toBe("SF_ERR_TLS_UNTRUSTED");
+    expect(err.message).toMatch(/Kafka connection "default" \(127\.0\.0\.1:\d+\): the server's TLS certificate is not signed by a CA this worker trusts: check KAFKA_SSL_CA_FILE/);
+  });
+});
