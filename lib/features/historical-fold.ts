@@ -1,17 +1,25 @@
 /**
  * Point-in-time values from one entity's offline log, by the feature algebra
- * (lib/features/algebra.ts) the online store is written with: the log's contributions, in
- * event-time order (ties in source position order), are accumulated exactly as the sink
- * accumulates a batch, and read as a reader reads the state (`readValue`). So a feature "as
- * of t" is what the online store holds once every record with event time ≤ t, and none
- * later, has been applied (docs/feature-store.md, "Point-in-time semantics").
+ * (lib/features/algebra.ts) the online store is written with. The log is read in *segments*:
+ * for an entity asked at times t1 < t2 < …, segment k holds its contributions with event time
+ * in (t(k-1), tk], merged per feature by PostgreSQL (historical-sql.ts) as the algebra merges a
+ * batch: counters and sums add, min/max keep the extreme, latest the newest, last_n the n
+ * newest, windows the sum in the window holding tk (no earlier window can matter to a later
+ * ask). Segments are then accumulated in time order exactly as the sink accumulates records,
+ * and read as a reader reads the state (`readValue`). So a feature "as of t" is what the
+ * online store holds once every record with event time ≤ t, and none later, has been applied
+ * (docs/feature-store.md, "Point-in-time semantics").
  */
 import { accumulator, readValue } from "./algebra.ts";
 import type { Accumulator, FeatureState, Merged } from "./algebra.ts";
 import type { FeatureDef, ViewDef } from "./layout.ts";
 
-/** One log row as read back: event time and contributions by feature name. */
-export interface LogEntry {
+/**
+ * One segment of an entity's log, merged per feature: its closing time and, per feature name,
+ * the merged value (null: the segment does not touch the feature). last_n: the segment's n
+ * newest values, newest first.
+ */
+export interface Segment {
   t: number;
   c: Record<string, unknown>;
 }
@@ -45,25 +53,20 @@ function stateOf(m: Merged | undefined): FeatureState {
 }
 
 /**
- * The values of the plan's features for each time in `asks` (any order; the answer is in
- * the same order), from one entity's log sorted by event time then source position.
- * Contributions with event time ≤ the asked time count; nothing later does.
+ * The values of the plan's features as of each segment's closing time, from one entity's
+ * segments in time order: contributions with event time ≤ that time count, nothing later does.
  */
-export function foldAsOf(plan: FoldPlan, log: readonly LogEntry[], asks: readonly number[]): unknown[][] {
-  const order = asks.map((_, i) => i).sort((a, b) => asks[a]! - asks[b]!);
+export function foldSegments(plan: FoldPlan, segments: readonly Segment[]): unknown[][] {
   const merged: (Merged | undefined)[] = plan.defs.map(() => undefined);
-  const out: unknown[][] = new Array<unknown[]>(asks.length);
-  let next = 0;
-  for (const i of order) {
-    const t = asks[i]!;
-    for (; next < log.length && log[next]!.t <= t; next++) {
-      const e = log[next]!;
-      for (let f = 0; f < plan.names.length; f++) {
-        const v = e.c[plan.names[f]!];
-        if (v !== undefined) merged[f] = plan.accumulate[f]!(merged[f], e.t, v);
-      }
+  return segments.map((seg) => {
+    for (let f = 0; f < plan.names.length; f++) {
+      const v = seg.c[plan.names[f]!];
+      if (v === undefined || v === null) continue;
+      const add = plan.accumulate[f]!;
+      if (plan.defs[f]!.kind !== "last_n") merged[f] = add(merged[f], seg.t, v);
+      // oldest first at one time: the algebra puts the later of a tie first, so they end newest first
+      else for (let i = (v as unknown[]).length - 1; i >= 0; i--) merged[f] = add(merged[f], seg.t, (v as unknown[])[i]);
     }
-    out[i] = plan.defs.map((def, f) => readValue(def, stateOf(merged[f]), t));
-  }
-  return out;
+    return plan.defs.map((def, f) => readValue(def, stateOf(merged[f]), seg.t));
+  });
 }

@@ -1,18 +1,18 @@
 /**
  * Point-in-time retrieval from the offline feature log: for rows of (entity, time), every
- * requested feature as of that time. PostgreSQL does the searching — per chunk of rows, one
- * query walks each entity's history up to its latest asked time along the log's primary key
- * (already in event-time order, so nothing is sorted) — and the feature algebra does the
- * folding (historical-fold.ts), so the values are the online store's by construction.
- * Chunks go in row order and the next chunk's query runs while one is folded, so answers
- * stream out in the order asked.
+ * requested feature as of that time. Per chunk of rows, PostgreSQL reads each asked entity's
+ * history once, along the log's primary key, and merges it per feature between consecutive
+ * asked times (historical-sql.ts): what crosses the wire is one row per asked (entity, time),
+ * not the log. The feature algebra then combines those segments (historical-fold.ts), so the
+ * values are the online store's by construction. Chunks go in row order and the next chunk's
+ * query runs while one is folded, so answers stream out in the order asked.
  */
 import type pg from "pg";
 import { SfError } from "../errors.ts";
-import { foldAsOf, foldPlan } from "./historical-fold.ts";
-import type { LogEntry } from "./historical-fold.ts";
+import { foldPlan, foldSegments } from "./historical-fold.ts";
+import type { FoldPlan } from "./historical-fold.ts";
+import { segmentsSql } from "./historical-sql.ts";
 import type { ViewDef } from "./layout.ts";
-import { tableName } from "./offline-log.ts";
 import type { OfflineTable } from "./offline-log.ts";
 
 /** One row asked for: an entity id and a time (epoch ms). */
@@ -52,28 +52,29 @@ export function checkAsks(asks: readonly HistoricalAsk[]): void {
   });
 }
 
-function historySql(t: OfflineTable): string {
-  return `SELECT r.i, l.event_time::float8 AS t, l.contributions AS c
-    FROM unnest($2::text[], $3::int8[]) WITH ORDINALITY AS r(entity, upto, i)
-    CROSS JOIN LATERAL (
-      SELECT event_time, contributions FROM ${tableName(t)}
-      WHERE view = $1 AND entity = r.entity AND event_time <= r.upto
-      ORDER BY event_time, cluster, topic, partition, "offset", seq
-    ) AS l`;
+interface SegmentRow {
+  entity: string;
+  t: number;
+  [f: string]: unknown;
 }
 
-/** One chunk's query: its entities, each with its latest asked time. */
-function query(pool: pg.Pool, sql: string, view: string, asks: readonly HistoricalAsk[]): Promise<{ entities: Map<string, number>; rows: Array<{ i: string; t: number; c: Record<string, unknown> }> }> {
-  const entities = new Map<string, number>();
-  const upto: number[] = [];
-  for (const a of asks) {
-    const at = entities.get(a.entity);
-    if (at === undefined) {
-      entities.set(a.entity, upto.length);
-      upto.push(Math.floor(a.t));
-    } else if (a.t > upto[at]!) upto[at] = Math.floor(a.t);
+/** One chunk: its segments from PostgreSQL, folded per entity; values per asked row, in order. */
+async function answerChunk(pool: pg.Pool, sql: string, view: string, plan: FoldPlan, asks: readonly HistoricalAsk[]): Promise<unknown[][]> {
+  const times = asks.map((a) => Math.floor(a.t));
+  const { rows } = await pool.query<SegmentRow>(sql, [view, asks.map((a) => a.entity), times]);
+  const byEntity = new Map<string, SegmentRow[]>();
+  for (const r of rows) {
+    const list = byEntity.get(r.entity);
+    if (list) list.push(r);
+    else byEntity.set(r.entity, [r]);
   }
-  return pool.query<{ i: string; t: number; c: Record<string, unknown> }>(sql, [view, [...entities.keys()], upto]).then((res) => ({ entities, rows: res.rows }));
+  const answers = new Map<string, unknown[]>();
+  for (const [entity, list] of byEntity) {
+    list.sort((a, b) => a.t - b.t);
+    const segments = list.map((r) => ({ t: r.t, c: Object.fromEntries(plan.names.map((n, f) => [n, plan.defs[f]!.kind === "latest" ? (r[`f${f}`] as unknown[] | null)?.[0] : r[`f${f}`]])) }));
+    foldSegments(plan, segments).forEach((v, k) => answers.set(`${list[k]!.t}\u0000${entity}`, v));
+  }
+  return asks.map((a, i) => answers.get(`${times[i]}\u0000${a.entity}`)!);
 }
 
 /**
@@ -86,26 +87,16 @@ export async function* historicalChunks(pool: pg.Pool, view: LoggedViewDef, asks
   const names = options.names && options.names.length > 0 ? options.names : view.features.map((f) => f.name);
   const plan = foldPlan(view, names);
   const size = options.chunk ?? 5_000;
-  const sql = historySql(table);
+  const sql = segmentsSql(table, plan.defs);
   const chunks: HistoricalAsk[][] = [];
   for (let i = 0; i < asks.length; i += size) chunks.push(asks.slice(i, i + size));
-  let pending = chunks.length ? query(pool, sql, view.name, chunks[0]!) : undefined;
+  // the next chunk's query runs while this one is folded and written
+  let pending = chunks.length ? answerChunk(pool, sql, view.name, plan, chunks[0]!) : undefined;
   for (let k = 0; k < chunks.length; k++) {
-    const { entities, rows } = await pending!;
-    pending = k + 1 < chunks.length ? query(pool, sql, view.name, chunks[k + 1]!) : undefined;
+    const values = await pending!;
+    pending = k + 1 < chunks.length ? answerChunk(pool, sql, view.name, plan, chunks[k + 1]!) : undefined;
     pending?.catch(() => undefined); // reported when awaited
-    const logs: LogEntry[][] = Array.from({ length: entities.size }, () => []);
-    for (const r of rows) logs[Number(r.i) - 1]!.push({ t: r.t, c: r.c });
-    const chunk = chunks[k]!;
-    const asked: number[][] = logs.map(() => []);
-    const at: number[] = [];
-    for (const a of chunk) {
-      const e = entities.get(a.entity)!;
-      at.push(asked[e]!.length);
-      asked[e]!.push(a.t);
-    }
-    const answers = logs.map((log, e) => foldAsOf(plan, log, asked[e]!));
-    yield chunk.map((a, j) => answers[entities.get(a.entity)!]![at[j]!]!);
+    yield values;
   }
 }
 
