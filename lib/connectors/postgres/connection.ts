@@ -22,8 +22,10 @@ export function pgTarget(connections: Connections, name: string): PgTarget {
   const mode = connections.get("PGSSLMODE", name) ?? u.searchParams.get("sslmode") ?? "disable";
   const caPath = connections.get("PGSSLROOTCERT", name) ?? u.searchParams.get("sslrootcert") ?? undefined;
   for (const p of ["sslmode", "sslrootcert", "sslcert", "sslkey", "ssl"]) u.searchParams.delete(p);
+  // Into the URL, not config.password: pg lays what it parses from connectionString over the
+  // other fields, so a URL without a password would blank PGPASSWORD(_FILE) out.
+  if (password) u.password = encodeURIComponent(password);
   const config: pg.PoolConfig = { connectionString: u.toString() };
-  if (password) config.password = password;
   const ca = caPath ? connections.file("PGSSLROOTCERT", name) ?? readCa(caPath) : undefined;
   switch (mode) {
     case "disable":
