@@ -1,7 +1,6 @@
 import type { Redis } from "ioredis";
 import type pg from "pg";
 import { SfError } from "../errors.ts";
-import { checkAsks, historicalChunks } from "./historical.ts";
 import type { HistoricalAsk, LoggedViewDef } from "./historical.ts";
 import { decodeFeatures, fieldsToRead, keys } from "./layout.ts";
 import type { FeatureValue, ViewDef } from "./layout.ts";
@@ -143,6 +142,8 @@ export class FeatureClient {
     if (!this.offline) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", "historical retrieval needs the `offline` pg pool in FeatureClient's options", { where: "offline" });
     const view = await this.known(viewName);
     const chosen = chosenNames(view, names);
+    // Loaded on first use: online readers (the enrich step, the feature server) never load pg.
+    const { checkAsks, historicalChunks } = await import("./historical.ts");
     checkAsks(rows);
     const out: HistoricalRow<R>[] = [];
     for await (const chunk of historicalChunks(this.offline, view as LoggedViewDef, rows, { names: chosen })) {
