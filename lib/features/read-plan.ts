@@ -11,15 +11,26 @@ export interface ReadPlan {
   readonly view: ViewDef;
   /** The hash fields to read, in the order `entityJson` expects. */
   fields(asOf: number): string[];
-  /** `{"id":…,"found":…,"features":{…}}` for one HMGET reply. */
-  entityJson(id: string, reply: readonly (string | null)[], asOf: number): string;
+  /**
+   * `{"id":…,"found":…,"features":{…}}` for one HMGET reply: `reply[at]` onwards, so a batch's
+   * one flat reply (every entity's fields in turn) is decoded in place, without a slice per entity.
+   */
+  entityJson(id: string, reply: readonly (string | null)[], asOf: number, at?: number): string;
 }
 
 const num = (x: number): string => (Number.isFinite(x) ? String(x) : "null");
 
+// What the sink writes most: integers JSON.stringify writes back unchanged (at most 15 digits, so
+// exact as a double), and strings with nothing JSON.stringify would escape (no quote, backslash,
+// control character or surrogate). Those are their own JSON; a regex test allocates nothing.
+const PLAIN_INT = /^(?:0|-?[1-9]\d{0,14})$/;
+// eslint-disable-next-line no-control-regex -- control characters are what JSON.stringify escapes
+const PLAIN_STRING = /^"[^"\\\u0000-\u001f\ud800-\udfff]*"$/;
+
 /** A stored value (JSON text, or a bare string written by something else) as JSON: what parseJson + JSON.stringify give. */
 function valueJson(raw: string | null | undefined): string {
   if (raw === null || raw === undefined) return "null";
+  if (PLAIN_INT.test(raw) || PLAIN_STRING.test(raw)) return raw;
   try {
     const v: unknown = JSON.parse(raw);
     // numbers as JSON.stringify writes them (1e400 is null, -0 is 0); anything else is valid JSON text already
@@ -51,16 +62,17 @@ export function readPlan(view: ViewDef, names: readonly string[]): ReadPlan {
       }
       return cachedFields;
     },
-    entityJson(id, reply, asOf) {
+    entityJson(id, reply, asOf, at = 0) {
       let found = false;
       let out = "";
       for (let i = 0; i < defs.length; i++) {
         const f = defs[i]!;
-        const raw = reply[2 * i] ?? null;
-        const t = reply[2 * i + 1];
+        const raw = reply[at + 2 * i] ?? null;
+        const t = reply[at + 2 * i + 1];
         if (raw !== null || (t !== null && t !== undefined)) found = true;
         const eventTime = t === null || t === undefined ? null : Number(t);
-        const times = eventTime === null ? `,"event_time":null,"staleness_ms":null` : `,"event_time":${num(eventTime)},"staleness_ms":${num(Math.max(0, asOf - eventTime))}`;
+        // an event time the sink wrote (epoch ms, an integer) is its own JSON
+        const times = eventTime === null ? `,"event_time":null,"staleness_ms":null` : `,"event_time":${PLAIN_INT.test(t!) ? t : num(eventTime)},"staleness_ms":${num(Math.max(0, asOf - eventTime))}`;
         out += heads[i]!;
         if (isWindow(f)) out += `${raw === null ? "0" : num(Number(raw))}${times},"window_start":${bucketStart(asOf, f.window_ms!)}}`;
         else out += `${valueJson(raw)}${times}}`;

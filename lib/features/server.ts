@@ -37,6 +37,14 @@ export interface FeatureServerOptions {
   logger?: Logger;
   /** A pg pool on the offline feature log's database: enables POST /v1/historical/{view}. The server does not close it. */
   offline?: pg.Pool;
+  /**
+   * How a POSTed batch reads Redis: "script" (default) one EVALSHA that HMGETs every entity and
+   * answers one flat array; "pipeline" one pipeline of an HMGET per entity, for a Redis where
+   * scripts are not allowed (the server also switches to it by itself on NOPERM).
+   */
+  batchRead?: "script" | "pipeline";
+  /** What GET /metrics answers; default the text of `metrics.registry` (a cluster worker asks its primary for every process's). */
+  metricsText?: () => Promise<string>;
   /** Serve HTTPS with this certificate chain and key (PEM); default: plain HTTP. */
   tls?: { cert: Buffer | string; key: Buffer | string };
 }
@@ -55,6 +63,14 @@ interface Pending {
 }
 
 const PLAN_CACHE = 1024;
+/** HMGET of the same fields (ARGV) from every key (KEYS), answered as one flat array: field j of key i at i * #ARGV + j. */
+const BATCH_SCRIPT = `local out, n, w = {}, 0, #ARGV
+for i = 1, #KEYS do
+  local r = redis.call('HMGET', KEYS[i], unpack(ARGV))
+  for j = 1, w do n = n + 1; out[n] = r[j] end
+end
+return out`;
+const BATCH_SHA = crypto.createHash("sha1").update(BATCH_SCRIPT).digest("hex");
 const errorBody = (code: ErrorCode, message: string) => JSON.stringify({ error: { code, message } });
 
 /**
@@ -97,21 +113,53 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
     return `{"view":${JSON.stringify(t.view)},${p.entityJson(t.id, reply, asOf).slice(1)}`;
   }
 
+  // A batch is one command: EVALSHA of BATCH_SCRIPT (EVAL when Redis has not cached it yet) with
+  // every entity key, answering one flat array; or, with batchRead "pipeline" (or when the Redis
+  // user may not run scripts), one pipeline of an HMGET per entity.
+  let batchRead = options.batchRead ?? "script";
+  async function readFlat(keys: string[], wanted: readonly string[]): Promise<(string | null)[]> {
+    const args = [...keys, ...wanted];
+    try {
+      return (await redis.evalsha(BATCH_SHA, keys.length, ...args)) as (string | null)[];
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
+      return (await redis.eval(BATCH_SCRIPT, keys.length, ...args)) as (string | null)[];
+    }
+  }
+  async function readPipelined(keys: string[], wanted: readonly string[]): Promise<(string | null)[]> {
+    const pipe = redis.pipeline();
+    for (const key of keys) pipe.hmget(key, ...wanted);
+    const results = await pipe.exec();
+    if (!results) throw new SfError("SF_ERR_SINK_NOT_CONNECTED", "Redis dropped the feature read pipeline");
+    const flat: (string | null)[] = [];
+    for (const [err, reply] of results) {
+      if (err) throw err;
+      for (const v of reply as (string | null)[]) flat.push(v);
+    }
+    return flat;
+  }
+
   async function readMany(t: Target, req: http.IncomingMessage): Promise<string> {
     const { ids, names } = parseBatch(await readBody(req));
     const p = await plan(t.view, names);
     const asOf = Date.now();
     const wanted = p.fields(asOf);
-    const pipe = redis.pipeline();
-    for (const id of ids) pipe.hmget(`${prefix}sf:v1:fv:${p.view.name}:${id}`, ...wanted);
-    const results = await pipe.exec();
-    if (!results) throw new SfError("SF_ERR_SINK_NOT_CONNECTED", "Redis dropped the feature read pipeline");
+    const base = `${prefix}sf:v1:fv:${p.view.name}:`;
+    const keys = ids.map((id) => base + id);
+    let flat: (string | null)[];
+    if (batchRead === "script") {
+      try {
+        flat = await readFlat(keys, wanted);
+      } catch (err) {
+        // an ACL without @scripting (or a managed Redis without scripts): the pipeline from now on
+        if (!(err instanceof Error) || !/^(NOPERM|ERR unknown command)/.test(err.message)) throw err;
+        log?.warn({ err: err.message }, "the Redis user may not run scripts: batch reads use a pipeline of HMGETs");
+        batchRead = "pipeline";
+        flat = await readPipelined(keys, wanted);
+      }
+    } else flat = await readPipelined(keys, wanted);
     let out = `{"view":${JSON.stringify(t.view)},"entities":[`;
-    for (let i = 0; i < ids.length; i++) {
-      const [err, reply] = results[i]!;
-      if (err) throw err;
-      out += `${i ? "," : ""}${p.entityJson(ids[i]!, reply as (string | null)[], asOf)}`;
-    }
+    for (let i = 0; i < ids.length; i++) out += `${i ? "," : ""}${p.entityJson(ids[i]!, flat, asOf, i * wanted.length)}`;
     return `${out}]}`;
   }
 
@@ -121,7 +169,7 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
       return ["healthz", '{"status":"ok"}'];
     }
     if (t.pathname === "/openapi.json") return ["openapi", openapi];
-    if (t.pathname === "/metrics") return ["metrics", await metrics.registry.metrics()];
+    if (t.pathname === "/metrics") return ["metrics", await (options.metricsText ? options.metricsText() : metrics.registry.metrics())];
     throw new HttpError(404, "SF_ERR_FEATURES_BAD_REQUEST", `no route ${t.pathname}; see /openapi.json`);
   }
 
