@@ -47,6 +47,17 @@ export const COMMANDS = {
     flags: { offline: { type: "boolean", help: "skip the registry checks" } },
   },
   graph: { usage: INPUTS, summary: "the fleet's DAG (topics between topologies) as Mermaid", flags: {} },
+  k8s: {
+    usage: INPUTS,
+    summary: "Kubernetes manifests per topology: Deployment, Service, KEDA ScaledObject on its consumer-group lag, ServiceMonitor (docs/kubernetes.md)",
+    flags: {
+      partitions: { type: "string", value: "SPEC", help: "partitions of the source topics, the most replicas that get work: N for every topic and/or TOPIC=N, comma-separated (required)" },
+      out: { type: "string", value: "DIR", help: "where <topology>.yaml files are written (default k8s)" },
+      image: { type: "string", value: "IMAGE", help: "the worker image (default streamfleet:latest)" },
+      "bootstrap-servers": { type: "string", value: "HOSTS", help: "Kafka brokers as KEDA reaches them (default kafka:9092)" },
+      "lag-threshold": { type: "string", integer: { min: 1, max: 1_000_000_000 }, value: "N", help: "target consumer lag per replica (default 1000)" },
+    },
+  },
   test: {
     usage: "[files|dirs]",
     summary: "offline topology tests: run each *.test.yaml's inputs through its topology's codecs and steps, compare what its sinks would write (docs/testing.md)",

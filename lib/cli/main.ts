@@ -19,6 +19,7 @@ const commands: Record<CommandName, () => Promise<Command>> = {
   run: async () => (await import("./run-command.ts")).runCommand,
   validate: async () => (await import("./validate-command.ts")).validateCommand,
   graph: async () => (await import("./graph-command.ts")).graphCommand,
+  k8s: async () => (await import("./k8s-command.ts")).k8sCommand,
   test: async () => (await import("./test-command.ts")).testCommand,
   init: async () => (await import("./init-command.ts")).initCommand,
   dlq: async () => (await import("./dlq-command.ts")).dlqCommand,
