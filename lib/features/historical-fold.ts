@@ -16,8 +16,9 @@ import type { FeatureDef, ViewDef } from "./layout.ts";
 
 /**
  * One segment of an entity's log, merged per feature: its closing time and, per feature name,
- * the merged value (null: the segment does not touch the feature). last_n: the segment's n
- * newest values, newest first.
+ * the merged value (null: the segment does not touch the feature). latest: `[the newest value]`
+ * (wrapped, as a JSON null is a value a record can write); last_n: the segment's n newest
+ * values, newest first.
  */
 export interface Segment {
   t: number;
@@ -63,7 +64,9 @@ export function foldSegments(plan: FoldPlan, segments: readonly Segment[]): unkn
       const v = seg.c[plan.names[f]!];
       if (v === undefined || v === null) continue;
       const add = plan.accumulate[f]!;
-      if (plan.defs[f]!.kind !== "last_n") merged[f] = add(merged[f], seg.t, v);
+      const kind = plan.defs[f]!.kind;
+      if (kind === "latest") merged[f] = add(merged[f], seg.t, (v as unknown[])[0]);
+      else if (kind !== "last_n") merged[f] = add(merged[f], seg.t, v);
       // oldest first at one time: the algebra puts the later of a tie first, so they end newest first
       else for (let i = (v as unknown[]).length - 1; i >= 0; i--) merged[f] = add(merged[f], seg.t, (v as unknown[])[i]);
     }

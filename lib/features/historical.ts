@@ -71,7 +71,7 @@ async function answerChunk(pool: pg.Pool, sql: string, view: string, plan: FoldP
   const answers = new Map<string, unknown[]>();
   for (const [entity, list] of byEntity) {
     list.sort((a, b) => a.t - b.t);
-    const segments = list.map((r) => ({ t: r.t, c: Object.fromEntries(plan.names.map((n, f) => [n, plan.defs[f]!.kind === "latest" ? (r[`f${f}`] as unknown[] | null)?.[0] : r[`f${f}`]])) }));
+    const segments = list.map((r) => ({ t: r.t, c: Object.fromEntries(plan.names.map((n, f) => [n, r[`f${f}`]])) }));
     foldSegments(plan, segments).forEach((v, k) => answers.set(`${list[k]!.t}\u0000${entity}`, v));
   }
   return asks.map((a, i) => answers.get(`${times[i]}\u0000${a.entity}`)!);

@@ -1,19 +1,24 @@
 /**
  * The Python client (clients/python) reads what the TS client reads: the real redis.features
- * sink writes every feature kind, the TS FeatureClient reads it at chosen moments, and pytest
- * (Debian's /usr/bin/python3 with python3-redis) must return exactly the same answers.
+ * sink writes every feature kind (with an offline log in PostgreSQL), the TS FeatureClient
+ * reads it at chosen moments — online from Redis, and point-in-time from the log — and pytest
+ * (Debian's /usr/bin/python3 with python3-redis, python3-psycopg2 and python3-pandas) must
+ * return exactly the same answers, row for row.
  */
 import { execFile, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
+import pg from "pg";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sink, StreamRecord } from "../../lib/runtime/contracts.ts";
 import { featuresSink } from "../../lib/connectors/redis/sink-features.ts";
 import { FeatureClient } from "../../lib/features/client.ts";
-import type { EntityFeatures } from "../../lib/features/client.ts";
+import type { EntityFeatures, HistoricalRow } from "../../lib/features/client.ts";
+import type { HistoricalAsk } from "../../lib/features/historical.ts";
+import { Connections } from "../../lib/runtime/connections.ts";
 import { decodeFeatures, fieldsToRead } from "../../lib/features/layout.ts";
 import type { FeatureDef, ViewDef } from "../../lib/features/layout.ts";
 import { describeStack, stack, TestScope } from "../support/scope.ts";
@@ -21,13 +26,13 @@ import { makeContext, makeRecord } from "../support/records.ts";
 import { underCi } from "../support/tools.ts";
 
 const PYTHON = "/usr/bin/python3"; // Debian's, where apt installs python3-redis (not whatever python3 PATH finds first)
-const INSTALL = "apt-get install python3-redis python3-pytest python3-pandas";
+const INSTALL = "apt-get install python3-redis python3-psycopg2 python3-pytest python3-pandas";
 const NAME = "Python feature client";
 
-/** Skip (outside CI) or fail (under CI) when Debian's Python cannot import redis and pytest. */
+/** Skip (outside CI) or fail (under CI) when Debian's Python cannot import redis, psycopg2, pandas and pytest. */
 function pythonGate(): { skip: boolean; title: string; check(): void } {
-  const probe = fs.existsSync(PYTHON) ? spawnSync(PYTHON, ["-c", "import redis, pytest"], { encoding: "utf8" }) : undefined;
-  const line = probe?.status === 0 ? undefined : `${PYTHON} with the redis and pytest modules is missing: install them (\`${INSTALL}\`)`;
+  const probe = fs.existsSync(PYTHON) ? spawnSync(PYTHON, ["-c", "import redis, psycopg2, pandas, pytest"], { encoding: "utf8" }) : undefined;
+  const line = probe?.status === 0 ? undefined : `${PYTHON} with the redis, psycopg2, pandas and pytest modules is missing: install them (\`${INSTALL}\`)`;
   const skip = line !== undefined && !underCi();
   return {
     skip,
@@ -57,7 +62,10 @@ const view = {
     { name: "created_1h", kind: "window_count", window: "1h", when: { field: "type", eq: "created" } },
     { name: "severity_1h", kind: "window_sum", field: "severity", window: "1h" },
   ],
+  offline: { schema: scope.pgSchema },
 };
+/** A view without offline log: historical retrieval must refuse it by name. */
+const onlineView = { name: `online_${scope.id}`, entity: "resident", key: "{residentId}", features: [{ name: "n", kind: "counter" }] };
 
 function ev(residentId: string, type: string, at: number, severity: number, payload?: unknown): StreamRecord {
   return makeRecord({ residentId, type, at, severity, delta: type === "created" ? 1 : type === "closed" ? -1 : 0, ...(payload === undefined ? {} : { payload }) });
@@ -82,16 +90,44 @@ const cases: Case[] = [
   { name: "one_ghost", view: view.name, ids: ["ghost"], as_of: T0 },
 ];
 
+/** A historical request both clients answer: the rows (entity, t, labels) and the features asked; `expected` is the TS client's answer. */
+interface HistoricalCase {
+  name: string;
+  view: string;
+  rows: (HistoricalAsk & Record<string, unknown>)[];
+  names?: string[];
+  expected?: HistoricalRow<HistoricalAsk>[];
+}
+
+/** Every entity at moments before, at, between and after its events, shuffled, with duplicates and labels. */
+function historicalRows(): (HistoricalAsk & Record<string, unknown>)[] {
+  const times = [T0 - 1, T0 + 10, T0 + 20, T0 + 30, T0 + 1000, T0 + 1499, T0 + 1500, T0 + 2000, T0 + HOUR - 1, T0 + HOUR, T0 + HOUR + 5, T0 + HOUR + 10, T0 + 3 * HOUR];
+  const rows = ["r1", "r2", "42", "ghost"].flatMap((entity) => times.map((t) => ({ entity, t })));
+  rows.push(rows[5]!, rows[20]!, rows[5]!); // repeated rows are answered each time
+  let seed = 7;
+  const shuffled = rows.map((r) => ({ r, k: (seed = (seed * 48271) % 2147483647) })).sort((a, b) => a.k - b.k);
+  return shuffled.map(({ r }, i) => ({ ...r, label: i % 3 === 0 ? 1 : 0, note: `row ${i}, "quoted"` }));
+}
+
+const historicalCases: HistoricalCase[] = [
+  { name: "every_kind", view: view.name, rows: historicalRows() },
+  { name: "some_names", view: view.name, rows: historicalRows().slice(0, 17), names: ["recent_types", "last_payload", "severity_1h"] },
+  { name: "one_row", view: view.name, rows: [{ entity: "42", t: T0 + 25 }] },
+];
+
 let redis: Redis;
+let pool: pg.Pool;
 let sink: Sink;
 let dir: string;
 
 beforeAll(() => {
   redis = new Redis(stack().REDIS_URL);
+  pool = new pg.Pool({ connectionString: stack().DATABASE_URL, max: 2 });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "sf-pyclient-"));
 });
 afterAll(async () => {
   await sink?.close();
+  await pool?.end();
   redis.disconnect();
   fs.rmSync(dir, { recursive: true, force: true });
   await scope.cleanup();
@@ -161,10 +197,12 @@ const suite = (): void => {
   beforeAll(() => gate.check());
 
   it("returns exactly what the TS client returns, for every feature kind", async () => {
-    const config = featuresSink.schema.parse({ key_prefix: scope.keyPrefix, views: [view] });
-    sink = featuresSink.create(config, makeContext({ component: "sinks[0]:redis.features" })) as Sink;
+    const config = featuresSink.schema.parse({ key_prefix: scope.keyPrefix, views: [view, onlineView] });
+    const connections = new Connections({ REDIS_URL: stack().REDIS_URL, DATABASE_URL: stack().DATABASE_URL });
+    sink = featuresSink.create(config, makeContext({ component: "sinks[0]:redis.features", connections })) as Sink;
     await sink.open!();
     await sink.write([
+      ev("42", "note", T0 + 10, 1, "before"), // then a JSON null, newer: latest reads null from T0+30 on
       ev("r1", "created", T0 + 1000, 2, { room: 4, tags: ["a", "b"] }),
       ev("r1", "commented", T0 + 2000, 1.5),
       ev("r1", "escalated", T0 + HOUR + 10, 7, "plain text"),
@@ -176,8 +214,25 @@ const suite = (): void => {
       ev("r1", "created", T0 + HOUR, 1), // on the boundary: the 11:00 window
     ]);
 
-    const ts = new FeatureClient({ redis, keyPrefix: scope.keyPrefix });
+    const ts = new FeatureClient({ redis, keyPrefix: scope.keyPrefix, offline: pool });
     for (const c of cases) c.expected = await ts.getFeatures(c.view, c.ids, c.names, { asOf: c.as_of! });
+    for (const c of historicalCases) c.expected = await ts.historical(c.view, c.rows, c.names);
+    // the TS historical answer is the online store's at the newest event time, earlier moments asked in the same request
+    const tEnd = T0 + HOUR + 10;
+    const ids = ["r1", "r2", "42", "ghost"];
+    const online = await ts.getFeatures(view.name, ids, undefined, { asOf: tEnd });
+    const atEnd = await ts.historical(view.name, [...ids.map((entity) => ({ entity, t: T0 + 20 })), ...ids.map((entity) => ({ entity, t: tEnd }))]);
+    expect(atEnd.slice(4).map((r) => r.features)).toEqual(online.map((e) => Object.fromEntries(Object.entries(e.features).map(([n, f]) => [n, f.value]))));
+    expect(atEnd[2]!.features.last_payload).toBe("before");
+    // and by hand: labels kept, nothing after a row's time, null (windows 0) before any data
+    const byHand = (entity: string, t: number) => historicalCases[0]!.expected!.find((r) => r.entity === entity && r.t === t)!;
+    expect(byHand("r1", T0 + 1499)).toMatchObject({ label: expect.any(Number), note: expect.stringMatching(/^row \d+/), features: { open_complaints: 1, created_total: 1, last_type: "created", recent_types: ["created"], created_1h: 1, severity_1h: 2, last_payload: { room: 4, tags: ["a", "b"] } } });
+    expect(byHand("r1", T0 + 1500).features).toMatchObject({ open_complaints: 2, min_severity: 0.25, last_payload: 12.5, recent_types: ["created", "created"] });
+    expect(byHand("r1", T0 + HOUR).features).toMatchObject({ open_complaints: 3, created_1h: 1, severity_1h: 1, last_type: "created" });
+    expect(byHand("42", T0 + 20).features).toMatchObject({ last_payload: "before", open_complaints: null }); // a counter `by` 0 is no contribution, online too
+    expect(byHand("42", T0 + 30).features).toMatchObject({ last_payload: null, open_complaints: 1 });
+    expect(byHand("ghost", T0 + 3 * HOUR).features).toEqual({ open_complaints: null, created_total: null, last_type: null, last_payload: null, max_severity: null, min_severity: null, recent_types: null, created_1h: 0, severity_1h: 0 });
+    expect(historicalCases[0]!.expected!.map((r) => [r.entity, r.t])).toEqual(historicalCases[0]!.rows.map((r) => [r.entity, r.t]));
     // what the TS client read is what the sink was given (so the comparison below compares something)
     const [r1, r2, ghost, n42] = cases[0]!.expected!;
     expect(r1!.features).toMatchObject({
@@ -196,15 +251,29 @@ const suite = (): void => {
     expect(cases[2]!.expected![0]!.features.created_1h).toMatchObject({ value: 0, window_start: T0 + 3 * HOUR });
 
     const casesFile = path.join(dir, "cases.json");
+    const historicalFile = path.join(dir, "historical.json");
     const actual = path.join(dir, "actual");
     fs.mkdirSync(actual);
     fs.writeFileSync(casesFile, JSON.stringify(cases));
-    const run = await pytest({ SF_TEST_REDIS_URL: stack().REDIS_URL, SF_TEST_KEY_PREFIX: scope.keyPrefix, SF_TEST_CASES: casesFile, SF_TEST_ACTUAL: actual });
+    fs.writeFileSync(historicalFile, JSON.stringify(historicalCases));
+    const run = await pytest({
+      SF_TEST_REDIS_URL: stack().REDIS_URL,
+      SF_TEST_KEY_PREFIX: scope.keyPrefix,
+      SF_TEST_CASES: casesFile,
+      SF_TEST_ACTUAL: actual,
+      SF_TEST_DATABASE_URL: stack().DATABASE_URL,
+      SF_TEST_HISTORICAL: historicalFile,
+      SF_TEST_ONLINE_VIEW: onlineView.name,
+    });
     expect(run.code, run.output).toBe(0);
-    expect(run.output).not.toMatch(/SKIPPED.*test_against_ts/);
+    expect(run.output).not.toMatch(/SKIPPED.*test_against_ts|SKIPPED.*test_historical_against_ts/);
     for (const c of cases) {
       const got: unknown = JSON.parse(fs.readFileSync(path.join(actual, `${c.name}.json`), "utf8"));
       expect(got, c.name).toEqual(c.expected);
+    }
+    for (const c of historicalCases) {
+      const got: unknown = JSON.parse(fs.readFileSync(path.join(actual, `hist_${c.name}.json`), "utf8"));
+      expect(got, `historical ${c.name}`).toEqual(c.expected!.map((r) => r.features));
     }
   });
 

@@ -1,4 +1,4 @@
-"""The online read path of the feature store for Python, mirroring lib/features/client.ts."""
+"""The read paths of the feature store for Python, mirroring lib/features/client.ts: online from Redis, historical from the offline log."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
-from .layout import decode_features, entity_key, fields_to_read, views_key
+from .historical import CHUNK, check_asks, feature_defs, historical_chunks, parse_time
+from .layout import WINDOW_KINDS, decode_features, entity_key, fields_to_read, views_key
 
 Number = Union[int, float]
 ViewDef = Dict[str, Any]
@@ -29,6 +30,10 @@ class FeatureClient:
     ``<key_prefix>sf:v1:views`` the sink writes (cached ``views_refresh_s`` seconds; an unknown
     view name re-reads it at once), or from ``views``, a fixed list of view definitions.
     ``now`` (epoch ms) is for tests.
+
+    ``offline`` is for :meth:`historical`: a psycopg2 connection to the database of the views'
+    offline feature log (the caller owns it), or a libpq connection string / URL
+    (``postgresql://...``) the client connects to on first use and closes in :meth:`close`.
     """
 
     def __init__(
@@ -39,6 +44,7 @@ class FeatureClient:
         views_refresh_s: float = 5,
         *,
         now: Optional[Callable[[], Number]] = None,
+        offline: Any = None,
     ) -> None:
         self._redis = redis
         self._prefix = key_prefix
@@ -47,6 +53,8 @@ class FeatureClient:
         self._now = now or _now_ms
         self._cached: Dict[str, ViewDef] = {}
         self._loaded_at: float = float("-inf")
+        self._offline = offline
+        self._owned_offline: Any = None
 
     @classmethod
     def from_url(cls, url: str, key_prefix: str = "", **kwargs: Any) -> "FeatureClient":
@@ -143,6 +151,83 @@ class FeatureClient:
         rows = [[e["features"][n]["value"] for n in columns] for e in entities]
         return pd.DataFrame(rows, columns=columns, index=pd.Index([e["id"] for e in entities], name=self.view(view)["entity"]))
 
+    # -- historical --------------------------------------------------------------------------
+
+    def historical(
+        self,
+        view: str,
+        rows: Any,
+        names: Optional[Sequence[str]] = None,
+        *,
+        entity_column: str = "entity",
+        time_column: str = "timestamp",
+        chunk: int = CHUNK,
+    ) -> Any:
+        """Point-in-time features for a training set, from the view's offline feature log, as a pandas DataFrame.
+
+        ``rows``: a DataFrame, or a list of dicts, with an entity id column (``entity_column``,
+        text) and a time column (``time_column``: epoch ms, ISO 8601 text, ``datetime`` or
+        pandas ``Timestamp``; naive times are UTC), plus any other columns (labels), which are
+        kept. The answer has the same rows in the same order (a DataFrame keeps its index),
+        the input's columns, then one column per requested feature (``names``, default all)
+        holding its value as of the row's time: what the online store held once every record
+        with event time ≤ that time had been applied, and nothing later. A feature with no data
+        at or before the time is None (NaN in a numeric column); windows read 0. Same values as
+        the TS client's ``historical``, the feature server's ``POST /v1/historical/{view}`` and
+        ``streamfleet features export``.
+        """
+        try:
+            import pandas as pd
+        except ImportError as err:  # pragma: no cover - depends on the machine
+            raise ImportError("historical needs pandas: apt-get install python3-pandas, or pip install 'streamfleet-features[historical]'") from err
+        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+        for column in (entity_column, time_column):
+            if column not in frame.columns:
+                raise ValueError(f'expected a column "{column}" in the rows (they have {", ".join(map(str, frame.columns)) or "none"}); see entity_column=, time_column=')
+        v = self.view(view)
+        if v is None:
+            self._resolve(view, ["-"], None)  # raises the unknown-view error of the online reads
+        defs = feature_defs(v, names)
+        clash = [f["name"] for f in defs if f["name"] in frame.columns]
+        if clash:
+            raise ValueError(f"the rows already have column(s) {', '.join(clash)}: rename them or ask for other names=")
+        asks = [(e, parse_time(t)) for e, t in zip(frame[entity_column].tolist(), frame[time_column].tolist())]
+        check_asks(asks)
+        values: List[List[Any]] = []
+        if asks:
+            for part in historical_chunks(self._offline_connection(), v, defs, asks, chunk):
+                values.extend(part)
+        out = frame.copy()
+        for f, d in enumerate(defs):
+            out[d["name"]] = pd.Series([r[f] for r in values], index=frame.index, dtype=_dtype(d, values, f))
+        return out
+
+    def _offline_connection(self) -> Any:
+        if self._offline is None:
+            raise ValueError("historical retrieval needs the offline log's PostgreSQL: FeatureClient(..., offline=<psycopg2 connection or connection string>)")
+        if not isinstance(self._offline, str):
+            return self._offline
+        if self._owned_offline is None or self._owned_offline.closed:
+            try:
+                import psycopg2
+            except ImportError as err:  # pragma: no cover - depends on the machine
+                raise ImportError("historical needs psycopg2: apt-get install python3-psycopg2, or pip install 'streamfleet-features[historical]'") from err
+            self._owned_offline = psycopg2.connect(self._offline)
+        return self._owned_offline
+
+    def close(self) -> None:
+        """Closes the PostgreSQL connection the client opened itself (never one it was given, nor Redis)."""
+        if self._owned_offline is not None:
+            self._owned_offline.close()
+            self._owned_offline = None
+
     @staticmethod
     def _entity(view: ViewDef, names: List[str], entity_id: str, reply: Sequence[Any], as_of: Number) -> EntityFeatures:
         return {"id": entity_id, "found": any(r is not None for r in reply), "features": decode_features(view, names, reply, as_of)}
+
+
+def _dtype(feature: ViewDef, values: List[List[Any]], f: int) -> Any:
+    """float64 for numeric kinds (None becomes NaN; windows are never None), object for latest/last_n."""
+    if feature["kind"] in WINDOW_KINDS or feature["kind"] in ("counter", "min", "max"):
+        return "float64" if any(r[f] is None or isinstance(r[f], float) for r in values) else "int64"
+    return object
