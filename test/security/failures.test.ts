@@ -83,6 +83,41 @@ describeSecure("failures on the secured stack say what is wrong and leak nothing
     expect(err.message).toMatch(/Redis connection "default" \(rediss:\/\/localhost:\d+\).*user redis-worker.*check REDIS_USERNAME and REDIS_PASSWORD/);
   });
 
+  it("a worker with a wrong PostgreSQL password does not start: SF_ERR_AUTH_FAILED at once, naming the connection, the role and the variables", async () => {
+    const wrong = wrongPasswordFile(tmp);
+    const t0 = Date.now();
+    const err = await startFails(topology("pgpw", [{ type: "postgres", table: `sectest_${id}`, create: false, columns: [{ name: "id", type: "text" }] }]), { PGPASSWORD_FILE: wrong });
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(err.code).toBe("SF_ERR_AUTH_FAILED");
+    expect(err.retriable).toBe(false);
+    expect(err.message).toMatch(/^PostgreSQL connection "default" \(localhost:\d+\/streamfleet\): PostgreSQL refused the password of role sf_pg_worker .*check the user in DATABASE_URL and PGPASSWORD \(or PGPASSWORD_FILE\)$/);
+    expect(err.message).not.toContain(fs.readFileSync(wrong, "utf8"));
+  });
+
+  it("PostgreSQL without TLS (PGSSLMODE=disable) is refused by pg_hba: SF_ERR_AUTH_FAILED that points at PGSSLMODE", async () => {
+    const err = await startFails(topology("pgtls", [{ type: "postgres", table: `sectest_${id}`, columns: [{ name: "id", type: "text" }] }]), { PGSSLMODE: "disable" });
+    expect(err.code).toBe("SF_ERR_AUTH_FAILED");
+    expect(err.message).toMatch(/no pg_hba\.conf entry .*no encryption.*PGSSLMODE/);
+  });
+
+  it("a worker with a wrong RabbitMQ password does not start: SF_ERR_AUTH_FAILED at once, not a reconnect loop", async () => {
+    const wrong = wrongPasswordFile(tmp);
+    const t0 = Date.now();
+    const err = await startFails(topology("amqppw", [{ type: "rabbitmq", exchange: "amq.topic", routing_key: "x" }]), { AMQP_PASSWORD_FILE: wrong });
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(err.code).toBe("SF_ERR_AUTH_FAILED");
+    expect(err.retriable).toBe(false);
+    expect(err.message).toMatch(/^RabbitMQ connection "default" \(amqps:\/\/localhost:\d+\/streamfleet\): RabbitMQ refused the login of user rabbit-worker \(ACCESS_REFUSED\): check AMQP_USERNAME and AMQP_PASSWORD/);
+    expect(err.message).not.toContain(fs.readFileSync(wrong, "utf8"));
+  });
+
+  it("a RabbitMQ vhost the user may not open: SF_ERR_AUTH_DENIED naming the user and the vhost", async () => {
+    const url = secureEnv().AMQP_URL!.replace(/\/streamfleet$/, "/not-ours");
+    const err = await startFails(topology("vhost", [{ type: "rabbitmq", exchange: "amq.topic", routing_key: "x" }]), { AMQP_URL: url });
+    expect(err.code).toBe("SF_ERR_AUTH_DENIED");
+    expect(err.message).toContain('the ACLs deny user rabbit-worker vhost "not-ours"');
+  });
+
   it("a topology writing to a topic its principal may not write fails at start with SF_ERR_AUTH_DENIED", async () => {
     const forbidden = `forbidden.sectest-${id}`;
     const err = await startFails(topology("denied", [{ type: "kafka", topic: forbidden }]));

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import type pg from "pg";
-import type { Connections } from "../../runtime/connections.ts";
+import { authDenied, authFailed, tlsError } from "../../runtime/connections.ts";
+import type { Connections, SecuredConnection } from "../../runtime/connections.ts";
 import { SfError } from "../../errors.ts";
 
 /** Where the pool connects, resolved once from the environment; never logged. */
@@ -8,6 +9,8 @@ export interface PgTarget {
   config: pg.PoolConfig;
   /** Host, port and database only, fit for logs and errors. */
   display: string;
+  /** How the connection is secured, for security errors (variable names, never values). */
+  secured: SecuredConnection & { user: string };
 }
 
 /**
@@ -45,7 +48,35 @@ export function pgTarget(connections: Connections, name: string): PgTarget {
     default:
       throw new SfError("SF_ERR_CONFIG_MISSING", `PGSSLMODE for connection "${name}" is "${mode}"; expected disable, require, verify-ca or verify-full`);
   }
-  return { config, display: `${u.hostname}:${u.port || 5432}${u.pathname}` };
+  const display = `${u.hostname}:${u.port || 5432}${u.pathname}`;
+  const v = (variable: string) => connections.variable(variable, name);
+  const secured = {
+    what: `PostgreSQL connection "${name}"`,
+    target: display,
+    credentials: `the user in ${v("DATABASE_URL")} and ${v("PGPASSWORD")} (or ${v("PGPASSWORD")}_FILE)`,
+    ca: v("PGSSLROOTCERT"),
+    user: decodeURIComponent(u.username) || "(none)",
+  };
+  return { config, display, secured };
+}
+
+/**
+ * A refused login (SQLSTATE 28xxx: wrong password, no pg_hba.conf entry, e.g. without TLS), a
+ * missing password, a denied privilege (42501) or a refused server certificate, as one
+ * non-retriable SfError naming the connection and what to check; undefined for anything else
+ * (an outage, a row the table refuses). PostgreSQL's texts for these name the role, the
+ * database and the object, never a password, so they are kept.
+ */
+export function pgSecurityError(err: unknown, target: PgTarget): SfError | undefined {
+  const c = target.secured;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  const message = err instanceof Error ? err.message : "";
+  if (code === "28P01") return authFailed(err, c, `PostgreSQL refused the password of role ${c.user} (${message})`);
+  if (code === "28000") return authFailed(err, c, `PostgreSQL admits no such login (${message}), e.g. without TLS where it demands TLS (${c.ca.replace("PGSSLROOTCERT", "PGSSLMODE")})`);
+  // pg's own check: the server asked for a password (SCRAM) and none was configured.
+  if (/client password must be a string/.test(message)) return authFailed(err, c, `PostgreSQL asked role ${c.user} for a password and none was given`);
+  if (code === "42501") return authDenied(err, c, `role ${c.user}`, `what the sink needs (${message}); grant it (schema USAGE/CREATE, table INSERT)`);
+  return tlsError(err, c);
 }
 
 function readCa(path: string): Buffer {

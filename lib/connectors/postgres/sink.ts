@@ -4,7 +4,7 @@ import { SfError, errorMessage } from "../../errors.ts";
 import type { ComponentContext, RecordFailure, Sink, StreamRecord } from "../../runtime/contracts.ts";
 import { compileValue } from "../../topology/template.ts";
 import type { PostgresSinkConfig } from "./config.ts";
-import { pgTarget } from "./connection.ts";
+import { pgSecurityError, pgTarget } from "./connection.ts";
 import type { PgTarget } from "./connection.ts";
 import { convert } from "./convert.ts";
 import { columnsFromAvro } from "./schema-from-avro.ts";
@@ -79,14 +79,26 @@ export class PostgresSink implements Sink {
     this.pool ??= new pg.Pool({ ...this.target.config, max: this.config.pool_size, connectionTimeoutMillis: 5_000 });
     // Idle clients that die (server restart) emit here; the next query reports the outage.
     this.pool.on("error", () => {});
-    if (!this.config.create) return;
     let client: pg.PoolClient | undefined;
+    if (!this.config.create) {
+      // One login at start: refused credentials or an untrusted certificate stop the worker
+      // here; a database that is down is left to the writes, which retry.
+      try {
+        client = await this.pool.connect();
+      } catch (err) {
+        const security = this.securityAtStart(err);
+        if (security) throw security;
+      } finally {
+        client?.release();
+      }
+      return;
+    }
     try {
       client = await this.pool.connect();
       const added = await ensureTable(client, this.ref, this.columns, this.key);
       if (added.length) this.ctx.logger.info({ sink: this.name, table: `${this.ref.schema}.${this.ref.table}`, added }, "postgres table columns added");
     } catch (err) {
-      throw this.mapError(err, "preparing the table");
+      throw this.securityAtStart(err) ?? this.mapError(err, "preparing the table");
     } finally {
       client?.release();
     }
@@ -153,7 +165,17 @@ export class PostgresSink implements Sink {
     return failed;
   }
 
+  /** At start a refused login, grant or certificate stops the worker: not retried. */
+  private securityAtStart(err: unknown): SfError | undefined {
+    const security = pgSecurityError(err, this.target);
+    return security && new SfError(security.code, security.message, { cause: err, where: this.name });
+  }
+
   private mapError(err: unknown, doing: string): SfError {
+    // Past a successful start (a password or grant changed on the server), the partition
+    // pauses and retries with this message rather than dead-letter every record.
+    const security = pgSecurityError(err, this.target);
+    if (security) return new SfError(security.code, `${security.message}; the batch is retried`, { cause: err, where: this.name, retriable: true });
     if (isOutage(err)) return new SfError("SF_ERR_SINK_NOT_CONNECTED", `PostgreSQL at ${this.target.display} (connection "${this.config.connection}") is unreachable while ${doing}: ${errorMessage(err)}; the batch is retried`, { cause: err, where: this.name });
     return new SfError("SF_ERR_SINK_REJECTED", `PostgreSQL refused ${doing} for table ${this.config.table}: ${errorMessage(err)}; the batch is retried`, { cause: err, where: this.name });
   }

@@ -3,7 +3,7 @@ import { SfError, errorMessage } from "../../errors.ts";
 import type { ComponentContext, RecordFailure, Sink, StreamRecord } from "../../runtime/contracts.ts";
 import { compileTemplate, compileValue } from "../../topology/template.ts";
 import type { RabbitmqSinkConfig } from "./config.ts";
-import { amqpTarget, connectAmqp } from "./connection.ts";
+import { amqpSecurityError, amqpTarget, connectAmqp } from "./connection.ts";
 import type { AmqpTarget } from "./connection.ts";
 import { declareTopology } from "./declare.ts";
 import { refusedCounter } from "./metrics.ts";
@@ -41,6 +41,8 @@ export class RabbitmqSink implements Sink {
   private attempts = 0;
   private closed = false;
   private lastError = "not connected yet";
+  /** The last reconnect was refused for security (credentials, vhost, permissions, certificate). */
+  private refusal: SfError | undefined;
   /** messageId -> how many returns are waiting for their confirm. */
   private readonly returned = new Map<string, number>();
 
@@ -63,6 +65,9 @@ export class RabbitmqSink implements Sink {
     try {
       await this.connect();
     } catch (err) {
+      // Refused credentials, vhost, permissions or certificate: the worker does not start, and no retry helps.
+      const security = amqpSecurityError(err, this.target);
+      if (security) throw new SfError(security.code, security.message, { cause: err, where: this.name });
       this.scheduleReconnect();
       throw this.notConnected(err);
     }
@@ -200,10 +205,14 @@ export class RabbitmqSink implements Sink {
     const wait = delay ?? Math.min(100 * 2 ** this.attempts++, MAX_RECONNECT_DELAY_MS);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
-      this.connect().catch((e: unknown) => {
-        this.lastError = errorMessage(e);
-        this.scheduleReconnect();
-      });
+      this.connect().then(
+        () => (this.refusal = undefined),
+        (e: unknown) => {
+          this.refusal = amqpSecurityError(e, this.target);
+          this.lastError = this.refusal?.message ?? errorMessage(e);
+          this.scheduleReconnect();
+        },
+      );
     }, wait);
     this.reconnectTimer.unref();
   }
@@ -223,6 +232,9 @@ export class RabbitmqSink implements Sink {
   }
 
   private notConnected(err: unknown): SfError {
+    // After a successful start, a refused reconnect keeps its code and says what to check; the
+    // partition stays paused and retries (no record is dead-lettered for a credential problem).
+    if (this.refusal) return new SfError(this.refusal.code, `${this.refusal.message}; the sink reconnects and the batch is retried`, { cause: err, where: this.name, retriable: true });
     return new SfError("SF_ERR_SINK_NOT_CONNECTED", `RabbitMQ at ${this.target.display} (connection "${this.config.connection}") is unreachable: ${errorMessage(err)}; the sink reconnects and the batch is retried`, { cause: err, where: this.name });
   }
 }
