@@ -38,6 +38,7 @@ let kafka: Kafka;
 let producer: Producer;
 let redis: Redis;
 let db: pg.Client;
+let offline: pg.Pool;
 let amqpConn: ChannelModel;
 let features: FeatureClient;
 const codecs = () => new SchemaCodecs(stack().SCHEMA_REGISTRY_URL);
@@ -98,7 +99,8 @@ beforeAll(async () => {
   redis = new Redis(s.REDIS_URL);
   db = new pg.Client({ connectionString: s.DATABASE_URL });
   await db.connect();
-  features = new FeatureClient({ redis, viewsRefreshMs: 0 });
+  offline = new pg.Pool({ connectionString: s.DATABASE_URL, max: 2 });
+  features = new FeatureClient({ redis, viewsRefreshMs: 0, offline });
   fleet = await startFleet(path.join(ROOT, "topologies/ml"));
   training = await startTrainingLoop({ env: process.env, logger: createLogger({ level: process.env.LOG_LEVEL ?? "silent" }) });
   amqpConn = await amqp.connect(s.AMQP_URL);
@@ -112,7 +114,14 @@ afterAll(async () => {
   await amqpConn?.close().catch(() => {});
   redis?.disconnect();
   await db?.end();
+  await offline?.end();
 });
+
+/** Rows of the offline feature log (ml.feature_log) of one entity of a view. */
+async function logRows(view: string, entity: string): Promise<number> {
+  const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM ml.feature_log WHERE view = $1 AND entity = $2", [view, entity]);
+  return Number(rows[0]!.n);
+}
 
 describeStack("the ML data platform (topologies/ml)", () => {
   it("answers a repeated prediction request from the cache", async () => {
@@ -180,6 +189,61 @@ describeStack("the ML data platform (topologies/ml)", () => {
     expect(row).toMatchObject({ id: product, found: true, features: { price: { value: 17.5, event_time: t0 + 2000 }, category: { value: "books" }, views: { value: 5 } } });
     const [userRow] = await features.getFeatures("user", [user], ["sessions"]);
     expect(userRow!.features.sessions!.value).toBe(2);
+    // both views keep their offline log: one row per applied record
+    expect(await logRows("user", user)).toBe(2);
+    expect(await logRows("product", product)).toBe(3);
+  });
+
+  it("builds a training set from the offline feature log for labelled predictions, equal to the online reads at each prediction", async () => {
+    const [user, model] = [uid("user"), uid("model")];
+    const t0 = Date.now() - 10 * 60_000;
+    const session = (i: number, at: number) => ({
+      key: user,
+      value: { event_id: uid("ev"), user_id: user, session_length_s: 60 * (i + 1), page_views: i + 2, purchases: i % 2, purchase_amount: 10 * i + 0.5, device: i % 3 === 0 ? "mobile" : "desktop", occurred_at: at },
+    });
+    // three rounds: two sessions, then (once the view shows them) an online read and a prediction request at that moment
+    const online: Record<string, unknown>[] = [];
+    const asked: Array<{ request_id: string; at: number }> = [];
+    for (let k = 0; k < 3; k++) {
+      const base = t0 + k * 60_000;
+      await produce("ml.user-events", "user-activity.avsc", [session(2 * k, base), session(2 * k + 1, base + 1000)]);
+      await until(async () => (await features.getFeatures("user", [user], ["sessions"]))[0]!.features.sessions!.value, (v) => v === 2 * (k + 1), `user sessions ${2 * (k + 1)}`);
+      const at = base + 2000;
+      const [read] = await features.getFeatures("user", [user], undefined, { asOf: at });
+      online.push(Object.fromEntries(Object.entries(read!.features).map(([n, f]) => [n, f.value])));
+      const request_id = uid("req");
+      asked.push({ request_id, at });
+      await produce("ml.prediction-requests", "prediction-request.avsc", [{ key: request_id, value: { request_id, model_id: model, features: { age: 30 + k, income: 40 + k, tenure: k }, user_id: user, requested_at: at } }]);
+    }
+    expect(online[2]).toMatchObject({ sessions: 6, total_session_seconds: 1260, recent_page_views: [7, 6, 5, 4, 3], last_device: "desktop" });
+
+    // the labelled events as a training job finds them: requests joined with their answers in the audit log
+    const labelled = await until(
+      async () =>
+        (
+          await db.query<{ request_id: string; user_id: string; requested_at: unknown; label: string }>(
+            `SELECT q.payload->>'request_id' AS request_id, q.payload->>'user_id' AS user_id, q.payload->'requested_at' AS requested_at, r.payload->>'label' AS label
+             FROM ml.audit_log q JOIN ml.audit_log r ON r.event_type = 'prediction_response' AND r.payload->>'request_id' = q.payload->>'request_id'
+             WHERE q.event_type = 'prediction_request' AND q.model_id = $1`,
+            [model],
+          )
+        ).rows,
+      (r) => r.length >= 3,
+      "the three labelled predictions in the audit log",
+      60_000,
+    );
+    // newest first, as a job might ask: the answer keeps this order
+    const rows = labelled
+      .map((r) => ({ entity: r.user_id, t: typeof r.requested_at === "number" ? r.requested_at : Date.parse(String(r.requested_at)), label: r.label, request_id: r.request_id }))
+      .sort((a, b) => b.t - a.t);
+    expect(rows.map((r) => r.request_id)).toEqual(asked.map((a) => a.request_id).reverse());
+    expect(rows.every((r) => r.label === "positive" || r.label === "negative")).toBe(true);
+
+    const training = await features.historical("user", rows);
+    expect(training.map((r) => [r.request_id, r.label])).toEqual(rows.map((r) => [r.request_id, r.label]));
+    // each row holds what the online store answered at that prediction, although later sessions arrived since
+    expect(training.map((r) => r.features)).toEqual([...online].reverse());
+    expect(await logRows("user", user)).toBe(6);
   });
 
   it("dispatches a training request through the RabbitMQ job queue and reports model_training_completed to Kafka", async () => {
@@ -227,6 +291,7 @@ describeStack("the ML data platform (topologies/ml)", () => {
     expect(alerts[1]!.body).toMatchObject({ severity: "critical", reason: "below_threshold", accuracy: 0.7, previous_accuracy: 0.85, threshold: ACCURACY_THRESHOLD });
     const [row] = await features.getFeatures("model", [model], ["best_accuracy", "trainings"]);
     expect(row!.features).toMatchObject({ best_accuracy: { value: 0.95 }, trainings: { value: 4 } });
+    expect(await logRows("model", model)).toBe(4);
   });
 
   it("records every platform event in the PostgreSQL audit log through the ml.audit-log topic", async () => {
