@@ -5,7 +5,14 @@ const MAX_BYTES = 800 * 1024;
 // kafkajs groups a send's messages per partition in O(n²): keep each send small.
 const MAX_COUNT = 1000;
 
-function size(m: Message): number {
+/** What a slice measures of a message (either client's shape). */
+interface Sized {
+  key?: Buffer | string | null;
+  value?: Buffer | string | null;
+  headers?: Record<string, unknown>;
+}
+
+function size(m: Sized): number {
   let n = 64 + (m.key ? Buffer.byteLength(m.key) : 0) + (m.value ? Buffer.byteLength(m.value) : 0);
   const headers = m.headers;
   for (const k in headers) {
@@ -16,9 +23,9 @@ function size(m: Message): number {
 }
 
 /** Splits messages into slices under the broker's batch limit, keeping order. */
-export function slices(messages: Message[]): Message[][] {
-  const out: Message[][] = [];
-  let cur: Message[] = [];
+export function slices<M extends Sized>(messages: M[]): M[][] {
+  const out: M[][] = [];
+  let cur: M[] = [];
   let bytes = 0;
   for (const m of messages) {
     const s = size(m);
@@ -35,7 +42,7 @@ export function slices(messages: Message[]): Message[][] {
 }
 
 /** True for a message too large to ever be accepted (a retry cannot help). */
-export function oversized(m: Message): boolean {
+export function oversized(m: Sized): boolean {
   return size(m) > MAX_BYTES;
 }
 

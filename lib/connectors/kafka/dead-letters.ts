@@ -1,6 +1,5 @@
-import type { Producer } from "kafkajs";
 import type { DeadLetter, DeadLetterWriter } from "../../runtime/contracts.ts";
-import { sendAll } from "./chunks.ts";
+import type { KafkaWriter } from "./writer.ts";
 
 /** Headers every dead letter carries, beside the record's own headers. */
 export const DLQ_HEADERS = {
@@ -18,16 +17,15 @@ export const DLQ_HEADERS = {
 
 /** Writes dead letters: the original key and value bytes, original headers, and why. */
 export class KafkaDeadLetters implements DeadLetterWriter {
-  private readonly producer: Producer;
-  constructor(producer: Producer) {
-    this.producer = producer;
+  private readonly writer: KafkaWriter;
+  constructor(writer: KafkaWriter) {
+    this.writer = writer;
   }
 
   async send(topic: string, letters: DeadLetter[]): Promise<void> {
     if (letters.length === 0) return;
     const failedAt = new Date().toISOString();
-    await sendAll(
-      this.producer,
+    await this.writer.send(
       topic,
       letters.map((l) => ({
         key: l.origin.rawKey,

@@ -5,29 +5,64 @@ import { SfError } from "../../errors.ts";
 import type { Connections } from "../../runtime/connections.ts";
 import type { ComponentContext, DeadLetterWriter, ReplayResult, Source, StreamPlatform } from "../../runtime/contracts.ts";
 import type { FetchingSourceOptions } from "../../runtime/source-fetch.ts";
+import { sendAll } from "./chunks.ts";
 import { createKafka, kafkaSecurityError } from "./client.ts";
 import { KafkaDeadLetters } from "./dead-letters.ts";
+import { clientKind, platformaticSecurityError } from "./platformatic/options.ts";
+import type * as PlatformaticSide from "./platformatic/index.ts";
+import type { KafkaClientKind } from "./platformatic/options.ts";
 import { replayDeadLetters } from "./replay.ts";
 import { KafkaSource } from "./source.ts";
 import { createTopicsReady } from "./topics.ts";
+import type { KafkaWriter } from "./writer.ts";
 
-interface ClientEntry {
-  kafka: Kafka;
-  producer?: Promise<Producer>;
+/** The @platformatic/kafka side, imported by the first connection that uses it (see platformatic/index.ts). */
+let platformaticModule: Promise<typeof PlatformaticSide> | undefined;
+const platformatic = () => (platformaticModule ??= import("./platformatic/index.ts"));
+
+/** A source whose client is imported when it starts: `StreamPlatform.source` is synchronous. */
+class LazySource implements Source {
+  private inner: Source | undefined;
+  private readonly create: () => Promise<Source>;
+  constructor(create: () => Promise<Source>) {
+    this.create = create;
+  }
+  async run(handler: Parameters<Source["run"]>[0]): Promise<void> {
+    this.inner = await this.create();
+    await this.inner.run(handler);
+  }
+  async stop(beforeLeave?: () => Promise<void>): Promise<void> {
+    await this.inner?.stop(beforeLeave);
+  }
+  ready(): boolean {
+    return this.inner?.ready() ?? false;
+  }
+  async lag(): Promise<Array<{ topic: string; partition: number; lag: number }>> {
+    return (await this.inner?.lag?.()) ?? [];
+  }
 }
 
-/** One kafkajs client (and idempotent producer) per named connection, per Connections. */
+interface ClientEntry {
+  /** Which client the connection uses (KAFKA_CLIENT). */
+  kind: KafkaClientKind;
+  /** kafkajs: created for every connection (cheap; connects nothing until used). */
+  kafka: Kafka;
+  producer?: Promise<Producer>;
+  writer?: Promise<KafkaWriter>;
+}
+
+/** One client (and idempotent producer) per named connection, per Connections. */
 const clients = new WeakMap<Connections, Map<string, ClientEntry>>();
 
 function entry(connections: Connections, name: string, logger: Logger): ClientEntry {
   let byName = clients.get(connections);
   if (!byName) clients.set(connections, (byName = new Map()));
   let e = byName.get(name);
-  if (!e) byName.set(name, (e = { kafka: createKafka(connections, name, logger.child({ component: "kafka" })) }));
+  if (!e) byName.set(name, (e = { kind: clientKind(connections, name), kafka: createKafka(connections, name, logger.child({ component: "kafka" })) }));
   return e;
 }
 
-/** The idempotent, acks=all producer of a connection, connected once and shared. */
+/** The idempotent, acks=all kafkajs producer of a connection, connected once and shared. */
 export function sharedProducer(connections: Connections, name: string, logger: Logger): Promise<Producer> {
   const e = entry(connections, name, logger);
   if (!e.producer) {
@@ -44,13 +79,52 @@ export function sharedProducer(connections: Connections, name: string, logger: L
   return e.producer;
 }
 
+/** A connection's shared producer behind the client-neutral KafkaWriter (kafkajs or @platformatic/kafka, per KAFKA_CLIENT). */
+export function sharedWriter(connections: Connections, name: string, logger: Logger): Promise<KafkaWriter> {
+  const e = entry(connections, name, logger);
+  if (!e.writer) {
+    if (e.kind === "platformatic") {
+      e.writer = platformatic()
+        .then((p) => p.platformaticWriter(connections, name))
+        .catch((err: unknown) => {
+        e.writer = undefined;
+        throw platformaticSecurityError(err, connections, name) ?? new SfError("SF_ERR_SINK_NOT_CONNECTED", `Kafka producer cannot connect: ${(err as Error).message}`, { cause: err });
+      });
+    } else {
+      e.writer = sharedProducer(connections, name, logger).then(
+        (producer): KafkaWriter => ({
+          send: (topic, messages) => sendAll(producer, topic, messages),
+          securityError: (err, resource) => kafkaSecurityError(err, connections, name, resource),
+          close: async () => {},
+        }),
+        (err: unknown) => {
+          e.writer = undefined;
+          throw err;
+        },
+      );
+    }
+  }
+  return e.writer;
+}
+
 /**
  * Fails at start when the connection's principal may not see `topic` (a Write ACL implies
  * Describe, so a topic it cannot describe it cannot write): a denied topic is a setting to
  * fix, not an outage to retry. Other answers (a topic not created yet) are left to the writes.
  */
 export async function checkTopicAccess(connections: Connections, name: string, logger: Logger, topic: string): Promise<void> {
-  const admin = entry(connections, name, logger).kafka.admin();
+  const e = entry(connections, name, logger);
+  if (e.kind === "platformatic") {
+    try {
+      const { withAdmin } = await platformatic();
+      await withAdmin(connections, name, (admin) => admin.metadata({ topics: [topic], autocreateTopics: false }));
+    } catch (err) {
+      const denied = platformaticSecurityError(err, connections, name, { topics: [topic] });
+      if (denied) throw denied;
+    }
+    return;
+  }
+  const admin = e.kafka.admin();
   try {
     await admin.connect();
     await admin.fetchTopicMetadata({ topics: [topic] });
@@ -71,19 +145,30 @@ export class KafkaPlatform implements StreamPlatform {
   }
 
   source(options: FetchingSourceOptions, ctx: ComponentContext): Source {
-    const { kafka } = entry(this.connections, options.connection, this.logger);
-    return new KafkaSource(kafka, options, ctx.logger, ctx.metrics.forTopology(ctx.topology));
+    const { kafka, kind } = entry(this.connections, options.connection, this.logger);
+    const metrics = ctx.metrics.forTopology(ctx.topology);
+    if (kind === "platformatic") return new LazySource(async () => new (await platformatic()).PlatformaticSource(this.connections, options, ctx.logger, metrics));
+    return new KafkaSource(kafka, options, ctx.logger, metrics);
   }
 
   deadLetters(_ctx: ComponentContext): DeadLetterWriter {
-    const producer = sharedProducer(this.connections, "default", this.logger);
+    const writer = sharedWriter(this.connections, "default", this.logger);
     return {
-      send: async (topic, letters) => new KafkaDeadLetters(await producer).send(topic, letters),
+      send: async (topic, letters) => new KafkaDeadLetters(await writer).send(topic, letters),
       close: async () => {},
     };
   }
 
   async ensureTopics(topics: string[], partitions = 3): Promise<void> {
+    if (entry(this.connections, "default", this.logger).kind === "platformatic") {
+      try {
+        const { withAdmin, createTopicsReady: topicsReady } = await platformatic();
+        await withAdmin(this.connections, "default", (admin) => topicsReady(admin, topics, partitions));
+      } catch (err) {
+        throw platformaticSecurityError(err, this.connections, "default", { topics }) ?? err;
+      }
+      return;
+    }
     const admin = entry(this.connections, "default", this.logger).kafka.admin();
     try {
       await admin.connect();
@@ -96,17 +181,20 @@ export class KafkaPlatform implements StreamPlatform {
   }
 
   async replayDeadLetters(dlqTopic: string, group: string, options: { dryRun?: boolean } = {}): Promise<ReplayResult> {
-    const { kafka } = entry(this.connections, "default", this.logger);
-    const producer = await sharedProducer(this.connections, "default", this.logger);
-    return replayDeadLetters(kafka, producer, dlqTopic, group, this.logger, options.dryRun);
+    const { kafka, kind } = entry(this.connections, "default", this.logger);
+    const writer = await sharedWriter(this.connections, "default", this.logger);
+    if (kind === "platformatic") return (await platformatic()).replayDeadLetters(this.connections, "default", writer, dlqTopic, group, this.logger, options.dryRun);
+    return replayDeadLetters(kafka, writer, dlqTopic, group, this.logger, options.dryRun);
   }
 
   async close(): Promise<void> {
     const byName = clients.get(this.connections);
     if (!byName) return;
     for (const e of byName.values()) {
+      if (e.writer) await (await e.writer.catch(() => undefined))?.close();
       if (e.producer) await (await e.producer.catch(() => undefined))?.disconnect();
       e.producer = undefined;
+      e.writer = undefined;
     }
     clients.delete(this.connections);
   }

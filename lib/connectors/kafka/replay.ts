@@ -1,15 +1,15 @@
-import type { Kafka, Producer } from "kafkajs";
+import type { Kafka } from "kafkajs";
 import type { Logger } from "pino";
 import type { ReplayResult } from "../../runtime/contracts.ts";
-import { sendAll } from "./chunks.ts";
 import { DLQ_HEADERS } from "./dead-letters.ts";
+import type { KafkaWriter } from "./writer.ts";
 
 /**
  * Sends dead letters back to their source topic (original key, value and headers, plus
  * sf-replayed-from), reading the DLQ with its own committed group so a replay interrupted
  * halfway resumes where it stopped. Stops at the high watermarks seen when it began.
  */
-export async function replayDeadLetters(kafka: Kafka, producer: Producer, dlqTopic: string, group: string, logger: Logger, dryRun = false): Promise<ReplayResult> {
+export async function replayDeadLetters(kafka: Kafka, writer: KafkaWriter, dlqTopic: string, group: string, logger: Logger, dryRun = false): Promise<ReplayResult> {
   const admin = kafka.admin();
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(dlqTopic);
@@ -47,7 +47,7 @@ export async function replayDeadLetters(kafka: Kafka, producer: Producer, dlqTop
         byTopic.set(source, list);
       }
       for (const [topic, list] of byTopic) {
-        if (!dryRun) await sendAll(producer, topic, list);
+        if (!dryRun) await writer.send(topic, list);
         result.byTopic[topic] = (result.byTopic[topic] ?? 0) + list.length;
         result.replayed += list.length;
       }

@@ -1,13 +1,12 @@
-import type { Message, Producer } from "kafkajs";
 import { z } from "zod";
 import { readAvsc } from "../../codecs/avro.ts";
 import { SfError } from "../../errors.ts";
 import type { ComponentSpec, Sink, StreamRecord } from "../../runtime/contracts.ts";
 import { compileTemplate } from "../../topology/template.ts";
 import { template } from "../../topology/template-fields.ts";
-import { oversized, sendAll } from "./chunks.ts";
-import { kafkaSecurityError } from "./client.ts";
-import { checkTopicAccess, sharedProducer } from "./platform.ts";
+import { oversized } from "./chunks.ts";
+import { checkTopicAccess, sharedWriter } from "./platform.ts";
+import type { KafkaWriter, OutMessage } from "./writer.ts";
 
 const schema = z
   .object({
@@ -49,8 +48,8 @@ export const kafkaSink: ComponentSpec<Config, Sink> = {
     } else {
       encode = (v) => Buffer.from(JSON.stringify(v));
     }
-    let producer: Producer | undefined;
-    const toMessage = (r: StreamRecord): Message => ({
+    let writer: KafkaWriter | undefined;
+    const toMessage = (r: StreamRecord): OutMessage => ({
       key: key ? key(r) : r.key === null || r.key === undefined ? null : Buffer.isBuffer(r.key) ? r.key : String(r.key),
       value: encode(r.value),
       headers: config.headers ? r.headers : {},
@@ -58,11 +57,11 @@ export const kafkaSink: ComponentSpec<Config, Sink> = {
     return {
       name: ctx.component,
       async open() {
-        producer = await sharedProducer(ctx.connections, config.connection, ctx.logger);
+        writer = await sharedWriter(ctx.connections, config.connection, ctx.logger);
         await checkTopicAccess(ctx.connections, config.connection, ctx.logger, config.topic);
       },
       async write(records) {
-        const messages: Message[] = [];
+        const messages: OutMessage[] = [];
         const failed = [];
         for (const r of records) {
           try {
@@ -74,10 +73,10 @@ export const kafkaSink: ComponentSpec<Config, Sink> = {
           }
         }
         try {
-          await sendAll(producer!, config.topic, messages);
+          await writer!.send(config.topic, messages);
         } catch (err) {
           // An ACL revoked while running: not retriable, so the batch goes to the DLQ with the reason.
-          const denied = kafkaSecurityError(err, ctx.connections, config.connection, { topics: [config.topic] });
+          const denied = writer!.securityError(err, { topics: [config.topic] });
           throw denied ?? new SfError("SF_ERR_SINK_NOT_CONNECTED", `writing to Kafka topic ${config.topic} failed: ${(err as Error).message}`, { cause: err });
         }
         return { failed };

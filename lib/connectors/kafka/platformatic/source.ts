@@ -1,0 +1,502 @@
+import { Consumer, FetchIsolationLevels, ListOffsetTimestamps } from "@platformatic/kafka";
+import type { ClusterMetadata, ConsumerGroupJoinPayload, fetchV17, GroupAssignment, RecordsBatch } from "@platformatic/kafka";
+import type { Logger } from "pino";
+import type { TopologyMetrics } from "../../../observability/metrics.ts";
+import type { Connections } from "../../../runtime/connections.ts";
+import type { Source, SourceBatch, SourceMessage } from "../../../runtime/contracts.ts";
+import type { FetchingSourceOptions } from "../../../runtime/source-fetch.ts";
+import { FETCH_DEFAULTS } from "../../../topology/model.ts";
+import { describe, tagOf, withAdmin } from "./admin.ts";
+import { platformaticOptions } from "./options.ts";
+
+type FetchRequestTopic = fetchV17.FetchRequestTopic;
+type FetchResponse = fetchV17.FetchResponse;
+
+/** Record batch attribute: a transaction marker, not a record. */
+const IS_CONTROL = 0x20;
+
+interface Planned {
+  key: string;
+  topic: string;
+  partition: number;
+  offset: bigint;
+}
+
+interface Fetched {
+  key: string;
+  topic: string;
+  partition: number;
+  /** Where the fetch began: the batch is handed over only if the partition is still there. */
+  from: bigint;
+  /** After the last record batch (control batches included). */
+  next: bigint;
+  highWatermark: bigint;
+  messages: SourceMessage[];
+}
+
+/**
+ * A topology's consumer group on @platformatic/kafka. The client keeps the group membership
+ * (join, sync, heartbeats, rejoins); the fetching is done here with its Fetch API, because the
+ * runtime needs what its message stream does not offer: one batch per partition per fetch,
+ * per-partition pause and resume, seek, and commits only of what the runner resolved. Each
+ * fetch asks every assigned, unpaused partition from its position (the offset after the last
+ * resolved record); batches are handed to the runner, up to `concurrency` at once, and the
+ * next fetch waits for them (so a fetch is what is held at once, as with kafkajs). After each
+ * join the positions are read again from the committed offsets, and batches of an earlier
+ * generation can no longer move them.
+ */
+export class PlatformaticSource implements Source {
+  private readonly consumer: Consumer;
+  private readonly connections: Connections;
+  private readonly options: FetchingSourceOptions;
+  private readonly logger: Logger;
+  private readonly metrics: TopologyMetrics;
+  private readonly isolationLevel: number;
+  private cluster = "";
+  private topics: string[] = [];
+  private generation = 0;
+  /** Generation whose positions are loaded (fetching waits until it is the current one). */
+  private positionsOf = -1;
+  private joined = false;
+  private crashed: string | undefined;
+  private draining = false;
+  private stopping = false;
+  private readonly assigned = new Map<string, { topic: string; partition: number }>();
+  private readonly pos = new Map<string, bigint>();
+  private readonly seeks = new Map<string, number>();
+  private readonly paused = new Map<string, number>();
+  private readonly inflight = new Set<Promise<void>>();
+  private loop: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private patternTimer: NodeJS.Timeout | undefined;
+
+  constructor(connections: Connections, options: FetchingSourceOptions, logger: Logger, metrics: TopologyMetrics, isolation: "read_uncommitted" | "read_committed" = "read_uncommitted") {
+    this.connections = connections;
+    this.options = options;
+    this.logger = logger;
+    this.metrics = metrics;
+    this.isolationLevel = isolation === "read_committed" ? FetchIsolationLevels.READ_COMMITTED : FetchIsolationLevels.READ_UNCOMMITTED;
+    this.consumer = new Consumer({
+      ...platformaticOptions(connections, options.connection),
+      groupId: options.group,
+      sessionTimeout: options.sessionTimeoutMs,
+      rebalanceTimeout: Math.max(options.sessionTimeoutMs, 60_000),
+      heartbeatInterval: 3_000,
+      maxWaitTime: 1000,
+      minBytes: 1,
+      maxBytes: options.maxBytesPerFetch ?? FETCH_DEFAULTS.maxBytesPerFetch,
+      maxBytesPerPartition: options.maxBytesPerPartition ?? FETCH_DEFAULTS.maxBytesPerPartition,
+      autocommit: false,
+      isolationLevel: this.isolationLevel,
+    });
+    this.consumer.on("consumer:group:join", (p) => this.onJoin(p));
+    this.consumer.on("consumer:group:leave", () => {
+      this.joined = false;
+      this.metrics.setReady(false);
+    });
+    this.consumer.on("error", (err: Error) => {
+      // A rejoin that failed: no more heartbeats until the next join attempt (a commit or the fetch loop).
+      this.crashed = err.message;
+      this.metrics.setReady(false);
+      this.logger.error({ err: describe(err) }, "consumer group membership failed; rejoining");
+      setTimeout(() => void this.rejoin(), 1000).unref();
+    });
+  }
+
+  ready(): boolean {
+    return this.joined && !this.crashed;
+  }
+
+  async run(handler: (batch: SourceBatch) => Promise<void>): Promise<void> {
+    this.topics = this.options.topics ?? (await this.matchingTopics());
+    const meta = await this.consumer.metadata({ topics: this.topics });
+    this.cluster = tagOf(meta);
+    for (const t of this.topics) this.consumer.topics.track(t);
+    await this.consumer.joinGroup({});
+    if (this.options.pattern) {
+      // New topics that match: subscribe and rejoin (the kafkajs side sees them by its metadata refresh).
+      this.patternTimer = setInterval(() => void this.refreshPattern(), 30_000).unref();
+    }
+    this.loop = this.fetchLoop(handler).catch((err: unknown) => {
+      this.crashed = describe(err);
+      this.metrics.setReady(false);
+      this.logger.error({ err: describe(err) }, "consumer crashed");
+    });
+  }
+
+  private async matchingTopics(): Promise<string[]> {
+    const re = new RegExp(this.options.pattern ?? "^$");
+    return withAdmin(this.connections, this.options.connection, async (admin) => (await admin.listTopics({ includeInternals: false })).filter((t) => re.test(t)));
+  }
+
+  private async refreshPattern(): Promise<void> {
+    try {
+      const now = await this.matchingTopics();
+      const added = now.filter((t) => !this.topics.includes(t));
+      if (added.length === 0 || this.stopping) return;
+      this.topics = [...this.topics, ...added];
+      for (const t of added) this.consumer.topics.track(t);
+      this.logger.info({ added }, "new topics match the source pattern; rejoining");
+      await this.consumer.joinGroup({});
+    } catch (err) {
+      this.logger.debug({ err: describe(err) }, "pattern refresh failed");
+    }
+  }
+
+  private async rejoin(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      await this.consumer.joinGroup({});
+    } catch (err) {
+      this.logger.warn({ err: describe(err) }, "rejoining the consumer group failed; trying again");
+      setTimeout(() => void this.rejoin(), 2000).unref();
+    }
+  }
+
+  private onJoin(p: ConsumerGroupJoinPayload): void {
+    this.generation++;
+    this.joined = true;
+    this.crashed = undefined;
+    this.metrics.rebalanced();
+    this.metrics.setReady(true);
+    this.assigned.clear();
+    this.pos.clear();
+    const assignment: Record<string, number[]> = {};
+    for (const a of p.assignments ?? []) {
+      assignment[a.topic] = [...a.partitions];
+      for (const partition of a.partitions) this.assigned.set(`${a.topic}/${partition}`, { topic: a.topic, partition });
+    }
+    this.logger.info({ assignment, generationId: p.generationId }, "joined consumer group");
+    void this.loadPositions(this.generation, p.assignments ?? []);
+  }
+
+  /** The committed offset of each assigned partition, or its start (earliest/latest) when none. */
+  private async loadPositions(gen: number, assignments: GroupAssignment[]): Promise<void> {
+    for (let attempt = 1; gen === this.generation && !this.stopping; attempt++) {
+      try {
+        const found = new Map<string, bigint>();
+        if (assignments.length) {
+          const committed = await this.consumer.listCommittedOffsets({ topics: assignments });
+          const missing: Record<string, number[]> = {};
+          for (const a of assignments) {
+            for (const partition of a.partitions) {
+              const o = committed.get(a.topic)?.[partition];
+              if (o !== undefined && o >= 0n) found.set(`${a.topic}/${partition}`, o);
+              else (missing[a.topic] ??= []).push(partition);
+            }
+          }
+          const topics = Object.keys(missing);
+          if (topics.length) {
+            const timestamp = this.options.fromBeginning ? ListOffsetTimestamps.EARLIEST : ListOffsetTimestamps.LATEST;
+            const starts = await this.consumer.listOffsets({ topics, partitions: missing, timestamp });
+            for (const t of topics) for (const partition of missing[t]!) found.set(`${t}/${partition}`, starts.get(t)?.[partition] ?? 0n);
+          }
+        }
+        if (gen !== this.generation) return;
+        for (const [k, o] of found) this.pos.set(k, o);
+        this.positionsOf = gen;
+        this.wake();
+        return;
+      } catch (err) {
+        this.logger.warn({ err: describe(err), attempt }, "reading the committed offsets failed; trying again");
+        await new Promise((r) => setTimeout(r, Math.min(5000, 250 * attempt)));
+      }
+    }
+  }
+
+  private wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = undefined;
+    w?.();
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wakeUp = undefined;
+        resolve();
+      }, ms);
+      this.wakeUp = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  private plan(): Planned[] {
+    const out: Planned[] = [];
+    for (const [key, { topic, partition }] of this.assigned) {
+      if (this.paused.get(key)) continue;
+      const offset = this.pos.get(key);
+      if (offset !== undefined) out.push({ key, topic, partition, offset });
+    }
+    return out;
+  }
+
+  private async fetchLoop(handler: (batch: SourceBatch) => Promise<void>): Promise<void> {
+    let failures = 0;
+    while (!this.stopping && !this.draining) {
+      const gen = this.generation;
+      if (this.positionsOf !== gen) {
+        await this.idle(200);
+        continue;
+      }
+      const plan = this.plan();
+      if (plan.length === 0) {
+        await this.idle(200);
+        continue;
+      }
+      let fetched: Fetched[];
+      try {
+        fetched = await this.fetch(plan);
+        failures = 0;
+      } catch (err) {
+        failures++;
+        this.logger.warn({ err: describe(err), failures }, "fetch failed; trying again");
+        await this.idle(Math.min(5000, 200 * failures));
+        continue;
+      }
+      if (gen !== this.generation || this.draining) continue;
+      const batches: SourceBatch[] = [];
+      for (const f of fetched) {
+        // Sought, resolved elsewhere or paused since the fetch began: this data is not what comes next.
+        if (this.pos.get(f.key) !== f.from || this.paused.get(f.key)) continue;
+        if (f.messages.length === 0) {
+          // Only transaction markers or aborted records: step over them.
+          if (f.next > f.from) this.pos.set(f.key, f.next);
+          continue;
+        }
+        batches.push(this.batch(f, gen));
+      }
+      if (batches.length) await this.handleAll(batches, handler);
+    }
+  }
+
+  /** Hands batches to the runner, `concurrency` at once; errors are the runner's (logged, read again). */
+  private async handleAll(batches: SourceBatch[], handler: (batch: SourceBatch) => Promise<void>): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < batches.length) {
+        const b = batches[next++]!;
+        if (this.draining) return;
+        const work = handler(b).catch((err: unknown) => {
+          this.logger.warn({ err: describe(err), topic: b.topic, partition: b.partition }, "batch failed; it is read again");
+        });
+        this.inflight.add(work);
+        try {
+          await work;
+        } finally {
+          this.inflight.delete(work);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(this.options.concurrency, batches.length)) }, worker));
+  }
+
+  private batch(f: Fetched, gen: number): SourceBatch {
+    const { key, topic, partition } = f;
+    const seekAt = this.seeks.get(key) ?? 0;
+    const mine = () => gen === this.generation && this.assigned.has(key);
+    return {
+      cluster: this.cluster,
+      topic,
+      partition,
+      highWatermark: String(f.highWatermark),
+      messages: f.messages,
+      resolveOffset: (o) => {
+        if (mine()) this.pos.set(key, BigInt(o) + 1n);
+      },
+      commitThrough: (o) => this.consumer.commit({ offsets: [{ topic, partition, offset: BigInt(o) + 1n, leaderEpoch: -1 }] }),
+      seek: (o) => {
+        if (!mine()) return;
+        this.pos.set(key, BigInt(o));
+        this.seeks.set(key, (this.seeks.get(key) ?? 0) + 1);
+      },
+      generation: gen,
+      currentGeneration: () => this.generation,
+      // The client heartbeats on its own timer; a rebalance shows as a new generation (isStale).
+      heartbeat: async () => {},
+      isRunning: () => !this.stopping,
+      isStale: () => !mine() || (this.seeks.get(key) ?? 0) !== seekAt,
+      pause: () => {
+        this.paused.set(key, (this.paused.get(key) ?? 0) + 1);
+        let done = false;
+        return () => {
+          if (done) return;
+          done = true;
+          const n = (this.paused.get(key) ?? 1) - 1;
+          if (n > 0) this.paused.set(key, n);
+          else this.paused.delete(key);
+          this.wake();
+        };
+      },
+    };
+  }
+
+  /** One Fetch per leader, in parallel; one entry per partition that answered. */
+  private async fetch(plan: Planned[]): Promise<Fetched[]> {
+    const meta = await this.consumer.metadata({ topics: this.topics });
+    const byNode = new Map<number, { topics: FetchRequestTopic[]; ids: Map<string, string>; planned: Map<string, Planned> }>();
+    const maxPerPartition = this.options.maxBytesPerPartition ?? FETCH_DEFAULTS.maxBytesPerPartition;
+    for (const p of plan) {
+      const t = meta.topics.get(p.topic);
+      const leader = t?.partitions[p.partition]?.leader;
+      if (!t || leader === undefined || leader < 0) continue;
+      let req = byNode.get(leader);
+      if (!req) byNode.set(leader, (req = { topics: [], ids: new Map(), planned: new Map() }));
+      let topicReq = req.topics.find((x) => x.topicId === t.id);
+      if (!topicReq) req.topics.push((topicReq = { topicId: t.id, partitions: [] }));
+      topicReq.partitions.push({ partition: p.partition, fetchOffset: p.offset, partitionMaxBytes: maxPerPartition, currentLeaderEpoch: -1, lastFetchedEpoch: -1 });
+      req.ids.set(t.id, p.topic);
+      req.planned.set(p.key, p);
+    }
+    const results = await Promise.all(
+      [...byNode].map(async ([node, req]) => {
+        try {
+          const response = await this.consumer.fetch({ node, topics: req.topics, isolationLevel: this.isolationLevel });
+          return this.parse(response, req.ids, req.planned);
+        } catch (err) {
+          if (this.resetOutOfRange(err, req.ids, req.planned, meta)) return [];
+          throw err;
+        }
+      }),
+    );
+    return results.flat();
+  }
+
+  /** A position before the log start (retention) or past its end: start again as a new group would. */
+  private resetOutOfRange(err: unknown, ids: Map<string, string>, planned: Map<string, Planned>, _meta: ClusterMetadata): boolean {
+    const response = (err as { response?: FetchResponse }).response;
+    if (!response || !/OFFSET_OUT_OF_RANGE|out of range/i.test(describe(err))) return false;
+    let reset = false;
+    for (const t of response.responses) {
+      const topic = ids.get(t.topicId) ?? t.topicId;
+      for (const p of t.partitions) {
+        const key = `${topic}/${p.partitionIndex}`;
+        if (p.errorCode === 1 && planned.has(key) && this.pos.get(key) === planned.get(key)!.offset) {
+          const to = this.options.fromBeginning ? p.logStartOffset : p.highWatermark;
+          if (to >= 0n) {
+            this.logger.warn({ topic, partition: p.partitionIndex, from: String(planned.get(key)!.offset), to: String(to) }, "fetch position out of range; starting again from the log's " + (this.options.fromBeginning ? "start" : "end"));
+            this.pos.set(key, to);
+            reset = true;
+          }
+        }
+      }
+    }
+    return reset;
+  }
+
+  private parse(response: FetchResponse, ids: Map<string, string>, planned: Map<string, Planned>): Fetched[] {
+    const out: Fetched[] = [];
+    const cluster = this.cluster;
+    for (const t of response.responses) {
+      const topic = ids.get(t.topicId) ?? t.topicId;
+      for (const p of t.partitions) {
+        const partition = p.partitionIndex;
+        const key = `${topic}/${partition}`;
+        const plan = planned.get(key);
+        if (!plan || p.errorCode !== 0) continue;
+        const from = plan.offset;
+        const batches: RecordsBatch[] = p.records ?? [];
+        let next = from;
+        const messages: SourceMessage[] = [];
+        for (const b of batches) {
+          const first = b.firstOffset;
+          const end = first + BigInt(b.lastOffsetDelta) + 1n;
+          if (end > next) next = end;
+          if (b.attributes & IS_CONTROL) continue;
+          const base = Number(first);
+          const baseTs = Number(b.firstTimestamp);
+          const records = b.records;
+          for (let i = 0; i < records.length; i++) {
+            const r = records[i]!;
+            const offset = base + r.offsetDelta;
+            if (offset < Number(from)) continue;
+            messages.push({
+              cluster,
+              topic,
+              partition,
+              offset: String(offset),
+              timestamp: baseTs + Number(r.timestampDelta),
+              rawKey: r.key,
+              rawValue: r.value,
+              rawHeaders: r.headers.length ? headersToStrings(r.headers) : NO_HEADERS,
+            });
+          }
+        }
+        out.push({ key, topic, partition, from, next, highWatermark: p.highWatermark, messages });
+      }
+    }
+    return out;
+  }
+
+  /** Drains (no new batch; in-flight ones finish and commit), runs the runner's last commits, leaves the group. */
+  async stop(beforeLeave?: () => Promise<void>): Promise<void> {
+    this.draining = true;
+    clearInterval(this.patternTimer);
+    this.wake();
+    await Promise.allSettled([...this.inflight]);
+    await beforeLeave?.().catch((err: unknown) => this.logger.warn({ err }, "last commits before leaving the group failed; what they cover is read again"));
+    this.stopping = true;
+    this.wake();
+    await this.loop;
+    this.joined = false;
+    this.metrics.setReady(false);
+    try {
+      await this.consumer.leaveGroup();
+    } catch (err) {
+      this.logger.debug({ err: describe(err) }, "leaving the group failed; the session timeout removes this member");
+    }
+    await this.consumer.close(true).catch(() => {});
+  }
+
+  /** The high watermark of each partition of `topic` (index: partition). */
+  async ends(topic: string): Promise<bigint[]> {
+    const ends = await this.consumer.listOffsets({ topics: [topic], timestamp: ListOffsetTimestamps.LATEST });
+    return [...(ends.get(topic) ?? [])].map((o) => o ?? 0n);
+  }
+
+  /** The group's committed offset of each of `partitions` partitions of `topic` (0 where none). */
+  async committed(topic: string, partitions: number): Promise<bigint[]> {
+    const committed = await this.consumer.listCommittedOffsets({ topics: [{ topic, partitions: Array.from({ length: partitions }, (_, i) => i) }] });
+    return Array.from({ length: partitions }, (_, i) => {
+      const o = committed.get(topic)?.[i];
+      return o !== undefined && o >= 0n ? o : 0n;
+    });
+  }
+
+  /** Lag per partition: high watermark minus the group's committed offset. */
+  async lag(): Promise<Array<{ topic: string; partition: number; lag: number }>> {
+    const meta = await this.consumer.metadata({ topics: this.topics });
+    const topics: GroupAssignment[] = this.topics.filter((t) => meta.topics.has(t)).map((topic) => ({ topic, partitions: Array.from({ length: meta.topics.get(topic)!.partitionsCount }, (_, i) => i) }));
+    if (topics.length === 0) return [];
+    const committed = await this.consumer.listCommittedOffsets({ topics });
+    const ends = await this.consumer.listOffsets({ topics: topics.map((t) => t.topic), timestamp: ListOffsetTimestamps.LATEST });
+    const starts = await this.consumer.listOffsets({ topics: topics.map((t) => t.topic), timestamp: ListOffsetTimestamps.EARLIEST });
+    const out: Array<{ topic: string; partition: number; lag: number }> = [];
+    for (const { topic, partitions } of topics) {
+      for (const partition of partitions) {
+        const high = ends.get(topic)?.[partition];
+        if (high === undefined) continue;
+        const c = committed.get(topic)?.[partition];
+        // A pattern source reports only what the group has committed, as the kafkajs side does.
+        if ((c === undefined || c < 0n) && this.options.pattern) continue;
+        const at = c !== undefined && c >= 0n ? c : (starts.get(topic)?.[partition] ?? 0n);
+        out.push({ topic, partition, lag: Math.max(0, Number(high - at)) });
+      }
+    }
+    return out;
+  }
+}
+
+/** Shared by every message without headers (most). Frozen: read-only. */
+const NO_HEADERS: Record<string, string> = Object.freeze({});
+
+function headersToStrings(headers: [Buffer | null, Buffer | null][]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of headers) {
+    if (!k) continue;
+    out[k.toString("utf8")] = v ? v.toString("utf8") : "";
+  }
+  return out;
+}
