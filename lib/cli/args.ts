@@ -102,7 +102,10 @@ export const COMMANDS = {
   stack: {
     usage: "up|down|status|env",
     summary: "start, stop or check the local services (default: status)",
-    flags: { secure: { type: "boolean", help: "the secured stack: our own servers demanding credentials and TLS, on their own ports (docs/security.md)" } },
+    flags: {
+      secure: { type: "boolean", help: "the secured stack: our own servers demanding credentials and TLS, on their own ports (docs/security.md)" },
+      "kafka-brokers": { type: "string", integer: { min: 1, max: 9 }, value: "N", help: "a replicated Kafka cluster of N KRaft brokers on ports 9292.. (RF min(3,N), min.insync.replicas RF-1 for the topics it creates), in its own state dir" },
+    },
     verbs: ["up", "down", "status", "env"],
     maxPositionals: 1,
   },

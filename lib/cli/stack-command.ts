@@ -15,6 +15,8 @@ export async function stackCommand(args: string[], env: NodeJS.ProcessEnv): Prom
   const parsed = parseCommand("stack", args);
   const verb = parsed.positionals[0] ?? "status";
   if (parsed.values.secure) return secureCommand(verb, env);
+  const brokers = parsed.values["kafka-brokers"];
+  if (typeof brokers === "number") return (await import("../stack/kafka-cluster.ts")).clusterCommand(verb, env, brokers);
   switch (verb) {
     case "up": {
       const status = await stackUp(o, (line) => console.log(line));
