@@ -9,6 +9,8 @@ import type { FeatureDef, ViewDef } from "./layout.ts";
 
 export interface ReadPlan {
   readonly view: ViewDef;
+  /** The view's name as JSON. */
+  readonly viewJson: string;
   /** The hash fields to read, in the order `entityJson` expects. */
   fields(asOf: number): string[];
   /**
@@ -52,6 +54,7 @@ export function readPlan(view: ViewDef, names: readonly string[]): ReadPlan {
   let cachedFields: string[] = [];
   return {
     view,
+    viewJson: JSON.stringify(view.name),
     fields(asOf) {
       if (staticFields) return staticFields;
       // windows: the bucket fields change only when a window rolls over

@@ -63,6 +63,7 @@ interface Pending {
 }
 
 const PLAN_CACHE = 1024;
+const PLAN_RECHECK_MS = 1000;
 /** HMGET of the same fields (ARGV) from every key (KEYS), answered as one flat array: field j of key i at i * #ARGV + j. */
 const BATCH_SCRIPT = `local out, n, w = {}, 0, #ARGV
 for i = 1, #KEYS do
@@ -106,11 +107,23 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
     return made;
   }
 
-  async function readOne(t: Target): Promise<string> {
-    const p = await plan(t.view, namesParam(t.query));
+  // A GET's plan by (view, raw query), checked against the registry at most once a second: most
+  // reads take it without parsing the query, awaiting the registry or building the cache key.
+  const recent = new Map<string, { plan: ReadPlan; checkedAt: number }>();
+  function readOne(t: Target): Promise<string> {
+    const key = t.query === undefined ? t.view : `${t.view}?${t.query}`;
+    const hit = recent.get(key);
+    if (hit && performance.now() - hit.checkedAt < PLAN_RECHECK_MS) return hmgetOne(hit.plan, t);
+    return plan(t.view, namesParam(t.query)).then((p) => {
+      if (recent.size >= PLAN_CACHE) recent.clear();
+      recent.set(key, { plan: p, checkedAt: performance.now() });
+      return hmgetOne(p, t);
+    });
+  }
+  async function hmgetOne(p: ReadPlan, t: Target): Promise<string> {
     const asOf = Date.now();
     const reply = await redis.hmget(`${prefix}sf:v1:fv:${p.view.name}:${t.id}`, ...p.fields(asOf));
-    return `{"view":${JSON.stringify(t.view)},${p.entityJson(t.id, reply, asOf).slice(1)}`;
+    return `{"view":${p.viewJson},${p.entityJson(t.id, reply, asOf).slice(1)}`;
   }
 
   // A batch is one command: EVALSHA of BATCH_SCRIPT (EVAL when Redis has not cached it yet) with
@@ -158,7 +171,7 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
         flat = await readPipelined(keys, wanted);
       }
     } else flat = await readPipelined(keys, wanted);
-    let out = `{"view":${JSON.stringify(t.view)},"entities":[`;
+    let out = `{"view":${p.viewJson},"entities":[`;
     for (let i = 0; i < ids.length; i++) out += `${i ? "," : ""}${p.entityJson(ids[i]!, flat, asOf, i * wanted.length)}`;
     return `${out}]}`;
   }

@@ -11,8 +11,11 @@
  *
  * Run: npm run bench -- feature-server   (REDIS_URL; BENCH_RPS=2000 BENCH_SECONDS=10
  * BENCH_BATCH_RPS=100 BENCH_HIGH_RPS=10000 BENCH_CONNECTIONS=32 BENCH_PIN=1 BENCH_ONLY=baseline,server,high
- * BENCH_SERVER_ENV="FEATURE_SERVER_PROCESSES=2 ...")
+ * BENCH_SERVER_ENV="FEATURE_SERVER_PROCESSES=2 ..."; BENCH_SERVER_VARIANTS="FEATURE_SERVER_BATCH_READ=pipeline;FEATURE_SERVER_BATCH_READ=script":
+ * the server's phases once per variant, each a ';'-separated list of environment settings, in the same run)
  * BENCH_PIN=1 pins the load generator to CPU 0 and the contender to CPU 1 (taskset); Redis is shared and left alone.
+ * With FEATURE_SERVER_PROCESSES=2 on two cores compare with BENCH_PIN=0 (pinned, both processes would share CPU 1).
+ * CPU and run-queue wait are the contender's whole process tree (a cluster's primary and its workers).
  */
 import { execFileSync, spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -109,9 +112,12 @@ async function ready(port: number): Promise<void> {
   throw new Error(`nothing answers on port ${port}`);
 }
 
-/** Cumulative bucket counts of the server's latency histogram for one route. */
+/** Cumulative bucket counts of the server's latency histogram for one route (labels in either order: a cluster's merged text puts `le` last). */
 function buckets(text: string, route: string): Array<[number, number]> {
-  return [...text.matchAll(new RegExp(`streamfleet_feature_server_request_seconds_bucket\\{le="([^"]+)",route="${route}"\\} (\\d+)`, "g"))].map((m) => [Number(m[1]), Number(m[2])]);
+  return [...text.matchAll(/^streamfleet_feature_server_request_seconds_bucket\{([^}]*)\} (\d+)$/gm)]
+    .filter((m) => m[1]!.includes(`route="${route}"`))
+    .map((m) => [Number(/le="([^"]+)"/.exec(m[1]!)![1]), Number(m[2])] as [number, number])
+    .sort((a, b) => a[0] - b[0]);
 }
 /** Quantiles of the histogram difference after - before, interpolated within a bucket (histogram_quantile). */
 function histQuantiles(before: Array<[number, number]>, after: Array<[number, number]>): { n: number; q: (p: number) => number; within2ms: number } {
@@ -142,14 +148,30 @@ function report(what: string, r: LoadResult, server: string): void {
   console.log(`  noise floor (1 ms sleep overshoot, same time): ${line(r.jitter)}`);
 }
 
-/** CPU time and run-queue wait (ns) of a process so far: /proc/<pid>/schedstat. */
-function schedstat(pid: number | undefined): [number, number] {
+/** A process and its descendants (a cluster's workers): /proc/<pid>/task/<tid>/children. */
+function tree(pid: number): number[] {
+  let kids: number[] = [];
   try {
-    const [cpu, wait] = fs.readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ").map(Number);
-    return [cpu!, wait!];
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) kids = kids.concat(fs.readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").split(" ").filter(Boolean).map(Number));
   } catch {
-    return [NaN, NaN];
+    // gone
   }
+  return [pid, ...kids.flatMap(tree)];
+}
+/** CPU time and run-queue wait (ns) of a process and its descendants so far: /proc/<pid>/schedstat. */
+function schedstat(pid: number | undefined): [number, number] {
+  if (pid === undefined) return [NaN, NaN];
+  let [cpu, wait] = [0, 0];
+  for (const p of tree(pid)) {
+    try {
+      const [c, w] = fs.readFileSync(`/proc/${p}/schedstat`, "utf8").split(" ").map(Number);
+      cpu += c!;
+      wait += w!;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return [cpu, wait];
 }
 const sum = (text: string, series: string) => [...text.matchAll(new RegExp(`^${series}(?:\\{[^}]*\\})? (\\S+)$`, "gm"))].reduce((a, m) => a + Number(m[1]), 0);
 let redisPid: number | undefined;
@@ -215,18 +237,22 @@ try {
     await phase(`baseline POST 100 entities at ${BATCH_RPS}/s`, port, child.pid, BATCH_RPS, SECONDS / 2, batchFile, "batch", "exact");
     child.kill("SIGTERM");
   }
-  if (ONLY.has("server") || ONLY.has("high")) {
+  const variants = (env.BENCH_SERVER_VARIANTS ?? env.BENCH_SERVER_ENV ?? "").split(";");
+  for (const variant of ONLY.has("server") || ONLY.has("high") ? variants : []) {
     const port = 19090 + Math.floor(Math.random() * 1000);
-    const extra = Object.fromEntries((env.BENCH_SERVER_ENV ?? "").split(" ").filter(Boolean).map((kv) => kv.split("=") as [string, string]));
+    const extra = Object.fromEntries(variant.split(" ").filter(Boolean).map((kv) => kv.split("=") as [string, string]));
+    const label = variant.trim() ? `server [${variant.trim()}]` : "server";
     const child = startContender([...(env.BENCH_SERVER_FLAGS?.split(" ").filter(Boolean) ?? []), "workers/feature-server.ts"], { FEATURE_SERVER_PORT: String(port), FEATURE_SERVER_TOKEN: TOKEN, FEATURE_SERVER_KEY_PREFIX: prefix, LOG_LEVEL: "warn", ...extra });
     children.push(child);
     await ready(port);
     if (ONLY.has("server")) {
-      await phase(`server GET at ${RPS}/s`, port, child.pid, RPS, SECONDS, getFile, "get", "histogram");
-      await phase(`server POST 100 entities at ${BATCH_RPS}/s`, port, child.pid, BATCH_RPS, SECONDS / 2, batchFile, "batch", "histogram");
+      await phase(`${label} GET at ${RPS}/s`, port, child.pid, RPS, SECONDS, getFile, "get", "histogram");
+      await phase(`${label} POST 100 entities at ${BATCH_RPS}/s`, port, child.pid, BATCH_RPS, SECONDS / 2, batchFile, "batch", "histogram");
     }
-    if (ONLY.has("high")) await phase(`server GET at ${HIGH_RPS}/s`, port, child.pid, HIGH_RPS, Math.min(SECONDS, 5), getFile, "get", "histogram");
+    if (ONLY.has("high")) await phase(`${label} GET at ${HIGH_RPS}/s`, port, child.pid, HIGH_RPS, Math.min(SECONDS, 5), getFile, "get", "histogram");
+    const exited = new Promise((resolve) => child.once("exit", resolve));
     child.kill("SIGTERM");
+    await exited;
   }
 } finally {
   for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
