@@ -1,6 +1,8 @@
 /**
- * Topology throughput vs a bare kafkajs eachBatch consumer of the same topic, same run.
+ * Topology throughput vs a bare consumer of the same topic, same run.
  *   npm run bench -- runtime [records=300000]
+ *   KAFKA_CLIENT=platformatic npm run bench -- runtime   (the topologies and the bare
+ *   consumer/pipe on @platformatic/kafka; default kafkajs)
  * Needs the stack (npm run stack -- up). Prints figures and ratios for BENCHMARKS.md.
  */
 import fs from "node:fs";
@@ -9,6 +11,8 @@ import path from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import type { KafkaMessage } from "kafkajs";
 import { stringify } from "yaml";
+import { compatibilityPartitioner, Consumer as PConsumer, Producer as PProducer } from "@platformatic/kafka";
+import type { Message as PMessage } from "@platformatic/kafka";
 import { SchemaCodecs } from "../../lib/codecs/registry.ts";
 import { readAvsc } from "../../lib/codecs/avro.ts";
 import { createTopicsReady } from "../../lib/connectors/kafka/topics.ts";
@@ -81,13 +85,56 @@ async function timedConsumer(group: string, handle: (messages: KafkaMessage[]) =
   return ms;
 }
 
+const CLIENT = process.env.KAFKA_CLIENT === "platformatic" ? "platformatic" : "kafkajs";
+
+/**
+ * The same bare consumer on @platformatic/kafka: its own message stream (earliest, no
+ * autocommit), `handle` per group of messages as they arrive, a commit every 1,000 records.
+ */
+async function timedPlatformatic(group: string, handle: (messages: PMessage[]) => Promise<void> | void): Promise<number> {
+  const consumer = new PConsumer({ clientId: "bench", bootstrapBrokers: env.KAFKA_BROKERS!.split(","), groupId: `bench.${run2}.${group}`, maxWaitTime: 1000 });
+  const stream = await consumer.consume({ topics: [input], mode: "committed", fallbackMode: "earliest", autocommit: false });
+  let count = 0;
+  let t0 = 0;
+  let chunk: PMessage[] = [];
+  for await (const m of stream as AsyncIterable<PMessage>) {
+    if (t0 === 0) t0 = performance.now();
+    chunk.push(m);
+    count++;
+    if (chunk.length >= 1000 || count >= N || stream.readableLength === 0) {
+      await handle(chunk);
+      void Promise.resolve(chunk[chunk.length - 1]!.commit()).catch(() => {});
+      chunk = [];
+    }
+    if (count >= N) break;
+  }
+  const ms = performance.now() - t0;
+  await consumer.close(true);
+  return ms;
+}
+
 const bare = (decode?: (b: Buffer) => unknown) =>
-  timedConsumer(decode ? "bare-avro" : "bare", (messages) => {
-    if (decode) for (const m of messages) decode(m.value!);
+  CLIENT === "platformatic"
+    ? timedPlatformatic(decode ? "bare-avro" : "bare", (messages) => {
+        if (decode) for (const m of messages) decode(m.value);
+      })
+    : timedConsumer(decode ? "bare-avro" : "bare", (messages) => {
+        if (decode) for (const m of messages) decode(m.value!);
+      });
+
+/** The bare pipe on @platformatic/kafka: its idempotent producer, acks=all, 1,000 records a send. */
+async function pipePlatformatic(): Promise<number> {
+  const producer = new PProducer({ clientId: "bench", bootstrapBrokers: env.KAFKA_BROKERS!.split(","), idempotent: true, acks: -1, partitioner: compatibilityPartitioner });
+  const ms = await timedPlatformatic("pipe", async (messages) => {
+    await producer.send({ messages: messages.map((m) => ({ topic: `${input}.pipe`, key: m.key, value: m.value })) });
   });
+  await producer.close();
+  return ms;
+}
 
 /** Baseline for the Kafka sink: a bare consumer that re-produces every batch (no decode). */
 async function pipe(): Promise<number> {
+  if (CLIENT === "platformatic") return pipePlatformatic();
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   const ms = await timedConsumer("pipe", async (messages) => {
@@ -135,13 +182,17 @@ async function topology(name: string, sink: Record<string, unknown>): Promise<nu
 
 await produce();
 const ROUNDS = Number(process.argv[3] ?? 3);
-console.log(`machine: ${machine()}; ${N} Avro records, 3 partitions; best of ${ROUNDS} rounds, each on a fresh consumer group`);
+console.log(`machine: ${machine()}; ${N} Avro records, 3 partitions; best of ${ROUNDS} rounds, each on a fresh consumer group; client ${CLIENT}`);
 const best = { bare: Infinity, avro: Infinity, nul: Infinity, pipe: Infinity, kafka: Infinity };
 const reader = readAvsc("schemas/order.avsc", FIX).type;
 // BENCH_ONLY=bare,nul (a comma list of bare, avro, nul, pipe, kafka) runs only those, e.g. under --cpu-prof.
 const only = new Set((process.env.BENCH_ONLY ?? "bare,avro,nul,pipe,kafka").split(","));
 const measure = async (which: keyof typeof best, fn: () => Promise<number>) => {
-  if (only.has(which)) best[which] = Math.min(best[which], await fn());
+  if (!only.has(which)) return;
+  const ms = await fn();
+  // Every round's figure, for the spread.
+  console.log(`  round ${run2.split("-").pop()} ${which}: ${rate(N, ms)}`);
+  best[which] = Math.min(best[which], ms);
 };
 for (let round = 0; round < ROUNDS; round++) {
   run2 = `${run}-${round}`;
@@ -153,7 +204,7 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 const line = (label: string, ms: number, base?: number, baseLabel?: string) =>
   console.log(`${label.padEnd(40)} ${rate(N, ms).padStart(14)}  ${(ms / 1000).toFixed(2)} s${base ? `  ${((base / ms) * 100).toFixed(0)} % of ${baseLabel}` : ""}`);
-line("bare kafkajs eachBatch consumer", best.bare);
+line(CLIENT === "platformatic" ? "bare @platformatic/kafka stream consumer" : "bare kafkajs eachBatch consumer", best.bare);
 line("bare consumer + avsc decode", best.avro);
 line("topology decode→transform→null sink", best.nul, best.bare, "bare consumer");
 line("bare consumer → producer (pipe)", best.pipe);
