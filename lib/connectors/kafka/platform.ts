@@ -153,6 +153,9 @@ export class KafkaPlatform implements StreamPlatform {
 
   deadLetters(_ctx: ComponentContext): DeadLetterWriter {
     const writer = sharedWriter(this.connections, "default", this.logger);
+    // Nothing awaits it before the first dead letter: a producer that cannot connect (a wrong
+    // password) must fail that send, not crash the process as an unhandled rejection.
+    writer.catch(() => {});
     return {
       send: async (topic, letters) => new KafkaDeadLetters(await writer).send(topic, letters),
       close: async () => {},
