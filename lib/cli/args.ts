@@ -105,6 +105,7 @@ export const COMMANDS = {
     flags: {
       secure: { type: "boolean", help: "the secured stack: our own servers demanding credentials and TLS, on their own ports (docs/security.md)" },
       "kafka-brokers": { type: "string", integer: { min: 1, max: 9 }, value: "N", help: "a replicated Kafka cluster of N KRaft brokers on ports 9292.. (RF min(3,N), min.insync.replicas RF-1 for the topics it creates), in its own state dir" },
+      "redis-cluster": { type: "boolean", help: "a Redis Cluster of three masters on ports 7001.. (REDIS_CLUSTER_NODES), in its own state dir" },
     },
     verbs: ["up", "down", "status", "env"],
     maxPositionals: 1,

@@ -17,6 +17,7 @@ export async function stackCommand(args: string[], env: NodeJS.ProcessEnv): Prom
   if (parsed.values.secure) return secureCommand(verb, env);
   const brokers = parsed.values["kafka-brokers"];
   if (typeof brokers === "number") return (await import("../stack/kafka-cluster.ts")).clusterCommand(verb, env, brokers);
+  if (parsed.values["redis-cluster"]) return (await import("../stack/redis-cluster.ts")).redisClusterCommand(verb, env);
   switch (verb) {
     case "up": {
       const status = await stackUp(o, (line) => console.log(line));
