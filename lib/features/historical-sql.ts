@@ -9,6 +9,13 @@
  *   last_n             the n newest values, newest first
  * "Newest" is by event time, then source position (cluster, topic, partition, offset, seq):
  * the order in which one partition's records reach the online store.
+ *
+ * A segment's rows come newest first from a sub-query ordered as the primary key, backwards —
+ * PostgreSQL walks the index backwards and sorts nothing — and latest/last_n aggregate them in
+ * that order (no ORDER BY inside the aggregates: on PostgreSQL 15 each ordered aggregate sorts
+ * its group again, which tripled the cost of a read; BENCHMARKS.md, "Historical retrieval").
+ * The tests that hold latest/last_n to the online store (offline-online, historical-export,
+ * python-client) would see it if that order were ever not kept.
  */
 import pg from "pg";
 import type { FeatureDef } from "./layout.ts";
@@ -16,11 +23,12 @@ import { tableName } from "./offline-log.ts";
 import type { OfflineTable } from "./offline-log.ts";
 
 const NEWEST_FIRST = `l.event_time DESC, l.cluster DESC, l.topic DESC, l.partition DESC, l."offset" DESC, l.seq DESC`;
+const c = "l.c";
 
 /** The SQL expression merging one feature over a segment's rows. */
 function merge(def: FeatureDef, column: string): string {
   const k = pg.escapeLiteral(def.name);
-  const num = `(l.contributions->>${k})::float8`;
+  const num = `(${c}->>${k})::float8`;
   switch (def.kind) {
     case "counter":
       return `sum(${num}) AS ${column}`;
@@ -28,9 +36,9 @@ function merge(def: FeatureDef, column: string): string {
     case "max":
       return `${def.kind}(${num}) AS ${column}`;
     case "latest":
-      return `(array_agg(jsonb_build_array(l.contributions->${k}) ORDER BY ${NEWEST_FIRST}) FILTER (WHERE l.contributions ? ${k}))[1] AS ${column}`;
+      return `(array_agg(jsonb_build_array(${c}->${k})) FILTER (WHERE ${c} ? ${k}))[1] AS ${column}`;
     case "last_n":
-      return `to_jsonb((array_agg(l.contributions->${k} ORDER BY ${NEWEST_FIRST}) FILTER (WHERE l.contributions ? ${k}))[1:${def.n!}]) AS ${column}`;
+      return `to_jsonb((array_agg(${c}->${k}) FILTER (WHERE ${c} ? ${k}))[1:${def.n!}]) AS ${column}`;
     case "window_count":
     case "window_sum": {
       const w = def.window_ms!;
@@ -52,7 +60,10 @@ export function segmentsSql(table: OfflineTable, defs: readonly FeatureDef[]): s
     SELECT s.entity, s.t::float8 AS t, m.*
     FROM seg s CROSS JOIN LATERAL (
       SELECT ${defs.map((d, f) => merge(d, `f${f}`)).join(",\n        ")}
-      FROM ${tableName(table)} l
-      WHERE l.view = $1 AND l.entity = s.entity AND l.event_time <= s.t AND (s.prev IS NULL OR l.event_time > s.prev)
+      FROM (
+        SELECT l.event_time, l.contributions AS c FROM ${tableName(table)} l
+        WHERE l.view = $1 AND l.entity = s.entity AND l.event_time <= s.t AND (s.prev IS NULL OR l.event_time > s.prev)
+        ORDER BY ${NEWEST_FIRST}
+      ) l
     ) m`;
 }

@@ -4,8 +4,9 @@
  * history once, along the log's primary key, and merges it per feature between consecutive
  * asked times (historical-sql.ts): what crosses the wire is one row per asked (entity, time),
  * not the log. The feature algebra then combines those segments (historical-fold.ts), so the
- * values are the online store's by construction. Chunks go in row order and the next chunk's
- * query runs while one is folded, so answers stream out in the order asked.
+ * values are the online store's by construction. Chunks go in row order, `parallel` queries
+ * (default 2: PostgreSQL spends a core on each) in flight while earlier ones are folded and
+ * handed out, so answers stream out in the order asked.
  */
 import type pg from "pg";
 import { SfError } from "../errors.ts";
@@ -26,6 +27,8 @@ export interface HistoricalOptions {
   names?: readonly string[];
   /** Rows per query; default 5,000. */
   chunk?: number;
+  /** Chunk queries in flight at once (each on its own pool client); default 2. */
+  parallel?: number;
 }
 
 /** A view as the registry holds it, with the offline log it names (if any). */
@@ -90,12 +93,18 @@ export async function* historicalChunks(pool: pg.Pool, view: LoggedViewDef, asks
   const sql = segmentsSql(table, plan.defs);
   const chunks: HistoricalAsk[][] = [];
   for (let i = 0; i < asks.length; i += size) chunks.push(asks.slice(i, i + size));
-  // the next chunk's query runs while this one is folded and written
-  let pending = chunks.length ? answerChunk(pool, sql, view.name, plan, chunks[0]!) : undefined;
+  const ahead = Math.max(1, options.parallel ?? 2);
+  // the next chunks' queries run while this one is folded and written
+  const pending: Promise<unknown[][]>[] = [];
+  const start = (k: number) => {
+    const p = answerChunk(pool, sql, view.name, plan, chunks[k]!);
+    p.catch(() => undefined); // reported when awaited
+    pending.push(p);
+  };
+  for (let k = 0; k < Math.min(ahead, chunks.length); k++) start(k);
   for (let k = 0; k < chunks.length; k++) {
-    const values = await pending!;
-    pending = k + 1 < chunks.length ? answerChunk(pool, sql, view.name, plan, chunks[k + 1]!) : undefined;
-    pending?.catch(() => undefined); // reported when awaited
+    const values = await pending.shift()!;
+    if (k + ahead < chunks.length) start(k + ahead);
     yield values;
   }
 }

@@ -14,6 +14,8 @@ import type { Sink } from "../../lib/runtime/contracts.ts";
 import { Connections } from "../../lib/runtime/connections.ts";
 import { featuresSink } from "../../lib/connectors/redis/sink-features.ts";
 import { FeatureClient } from "../../lib/features/client.ts";
+import { historicalValues } from "../../lib/features/historical.ts";
+import type { LoggedViewDef } from "../../lib/features/historical.ts";
 import { startFeatureServer } from "../../lib/features/server.ts";
 import type { FeatureServer } from "../../lib/features/server.ts";
 import { featuresCommand } from "../../lib/cli/features-command.ts";
@@ -103,6 +105,11 @@ describeStack("point-in-time retrieval: client, feature server, CLI", () => {
     // the online store, read as of after the last event, agrees with the log as of then
     const [online] = await client.getFeatures(view(), ["u1"], undefined, { asOf: T0 + 90 * 60_000 });
     expect(Object.fromEntries(Object.entries(online!.features).map(([k, v]) => [k, v.value]))).toEqual(expected[4]);
+    // in chunks of one or two rows, several queries in flight: the same answers, in the order asked
+    const view_ = (await client.known(view())) as LoggedViewDef;
+    for (const [chunk, parallel] of [[1, 4], [2, 3], [4, 1]] as const) {
+      expect(await historicalValues(pool, view_, asks(), { chunk, parallel }), `chunk ${chunk}, parallel ${parallel}`).toEqual(expected.map((e) => Object.values(e)));
+    }
   });
 
   it("replaying the batch adds nothing to the log", async () => {

@@ -47,16 +47,16 @@ def offline_table(view: ViewDef) -> Tuple[str, str]:
 
 def _merge(feature: Dict[str, Any], column: str) -> str:
     k = _literal(feature["name"])
-    num = f"(l.contributions->>{k})::float8"
+    num = f"(l.c->>{k})::float8"
     kind = feature["kind"]
     if kind == "counter":
         return f"sum({num}) AS {column}"
     if kind in ("min", "max"):
         return f"{kind}({num}) AS {column}"
     if kind == "latest":
-        return f"(array_agg(jsonb_build_array(l.contributions->{k}) ORDER BY {_NEWEST_FIRST}) FILTER (WHERE l.contributions ? {k}))[1] AS {column}"
+        return f"(array_agg(jsonb_build_array(l.c->{k})) FILTER (WHERE l.c ? {k}))[1] AS {column}"
     if kind == "last_n":
-        return f"to_jsonb((array_agg(l.contributions->{k} ORDER BY {_NEWEST_FIRST}) FILTER (WHERE l.contributions ? {k}))[1:{int(feature['n'])}]) AS {column}"
+        return f"to_jsonb((array_agg(l.c->{k}) FILTER (WHERE l.c ? {k}))[1:{int(feature['n'])}]) AS {column}"
     if kind in WINDOW_KINDS:
         w = int(feature["window_ms"])
         # '%%': psycopg2's placeholder syntax; PostgreSQL sees one '%' (modulo)
@@ -65,7 +65,11 @@ def _merge(feature: Dict[str, Any], column: str) -> str:
 
 
 def segments_sql(schema: str, table: str, features: Sequence[Dict[str, Any]]) -> str:
-    """The query (psycopg2 placeholders: view, entity ids, asked times) answering one row per distinct (entity, t): entity, t, f0, f1, …"""
+    """The query (psycopg2 placeholders: entity ids, asked times, view) answering one row per distinct (entity, t): entity, t, f0, f1, …
+
+    The TS client's query (lib/features/historical-sql.ts): a segment's rows newest first from a
+    sub-query ordered backwards along the primary key, aggregated in that order.
+    """
     merged = ",\n        ".join(_merge(f, f"f{i}") for i, f in enumerate(features))
     return f"""WITH asks AS (
       SELECT DISTINCT entity, t FROM unnest(%s::text[], %s::int8[]) AS u(entity, t)
@@ -75,8 +79,11 @@ def segments_sql(schema: str, table: str, features: Sequence[Dict[str, Any]]) ->
     SELECT s.entity, s.t AS t, m.*
     FROM seg s CROSS JOIN LATERAL (
       SELECT {merged}
-      FROM {_ident(schema)}.{_ident(table)} l
-      WHERE l.view = %s AND l.entity = s.entity AND l.event_time <= s.t AND (s.prev IS NULL OR l.event_time > s.prev)
+      FROM (
+        SELECT l.event_time, l.contributions AS c FROM {_ident(schema)}.{_ident(table)} l
+        WHERE l.view = %s AND l.entity = s.entity AND l.event_time <= s.t AND (s.prev IS NULL OR l.event_time > s.prev)
+        ORDER BY {_NEWEST_FIRST}
+      ) l
     ) m"""
 
 

@@ -99,6 +99,7 @@ def test_segments_sql_reads_one_partition_by_view_and_escapes_for_psycopg2():
     sql = segments_sql("streamfleet", "feature_log", FEATURES)
     assert 'FROM "streamfleet"."feature_log" l' in sql
     assert "WHERE l.view = %s AND l.entity = s.entity" in sql
+    assert "ORDER BY l.event_time DESC" in sql and "ORDER BY l.event_time DESC" not in sql.split("FROM (")[0]  # aggregates read the sub-query's order
     # psycopg2 placeholders are %s; every other percent sign is doubled (modulo in the window filter)
     assert sql.count("%s") == 3
     assert "%%" in sql and "% " not in sql.replace("%%", "")
