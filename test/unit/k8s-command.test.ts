@@ -1,4 +1,6 @@
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { Ajv } from "ajv";
 import type { ValidateFunction } from "ajv";
@@ -153,6 +155,23 @@ describe("streamfleet k8s: manifests per topology", () => {
       const partitions = topics.reduce((n, topic) => n + examplePartitions(topic), 0);
       expect(scaledObject!.spec.maxReplicaCount).toBeLessThanOrEqual(partitions);
       expect(scaledObject!.spec.maxReplicaCount).toBeGreaterThanOrEqual(scaledObject!.spec.minReplicaCount);
+    }
+  });
+
+  it("the CLI writes one file per topology to --out, and exits 2 naming the flag when a partition count is missing", () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "sf-k8s-"));
+    const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(ROOT, "lib/cli/main.ts"), "k8s", ...args], { cwd: ROOT, encoding: "utf8" });
+    try {
+      const ok = cli("topologies/resident", "--partitions", "3", "--out", out, "--image", "registry.example/streamfleet:1.0");
+      expect(ok.status, ok.stderr).toBe(0);
+      expect(fs.readdirSync(out).sort()).toEqual(fs.readdirSync(FLEET).filter((f) => f.startsWith("resident-")).sort());
+      const [deployment] = parseAllDocuments(fs.readFileSync(path.join(out, "resident-users.yaml"), "utf8")).map((d) => d.toJS() as Doc);
+      expect(deployment!.spec.template.spec.containers[0].image).toBe("registry.example/streamfleet:1.0");
+      const missing = cli("topologies/resident", "--out", out);
+      expect(missing.status).toBe(2);
+      expect(missing.stderr).toMatch(/partition count of topic resident\.\S+ .*--partitions/);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
     }
   });
 
