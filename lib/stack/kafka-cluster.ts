@@ -118,6 +118,14 @@ function formatNodes(o: ClusterOptions): void {
     fs.writeFileSync(idFile, id);
   }
   const clusterId = fs.readFileSync(idFile, "utf8").trim();
+  // The quorum's voters are written into each node's storage: a cluster formed with another
+  // broker count cannot take new members this way.
+  const sizeFile = path.join(o.stateDir, "brokers");
+  const formed = fs.existsSync(sizeFile) ? Number(fs.readFileSync(sizeFile, "utf8")) : undefined;
+  if (formed !== undefined && formed !== o.brokers) {
+    throw new StackError("SF_ERR_STACK_KAFKA_FORMAT", `the cluster in ${o.stateDir} was formed with ${formed} brokers: use --kafka-brokers ${formed}, or stop it (down --kafka-brokers ${formed}) and remove that directory`);
+  }
+  fs.writeFileSync(sizeFile, String(o.brokers));
   for (const n of clusterNodes(o)) {
     const home = path.join(n.dir, "kafka");
     const dataDir = path.join(home, "data");
