@@ -125,6 +125,24 @@ describeSecure("failures on the secured stack say what is wrong and leak nothing
     expect(err.message).toContain(`the ACLs deny User:kafka-worker access to topic ${forbidden}`);
   });
 
+  it("a source topic the ACLs deny fails at start with SF_ERR_AUTH_DENIED", async () => {
+    const forbidden = `forbidden.sectest-${id}.in`;
+    const dir = writeTopologies([{ name: `sectest-${id}-denied-src`, source: { topics: [forbidden] }, codec: { value: { type: "json" } }, sinks: [{ type: "null" }], errors: { dlq: { topic: dlq } } }]);
+    const err = await startFails(dir);
+    expect(err.code).toBe("SF_ERR_AUTH_DENIED");
+    expect(err.message).toContain(`User:kafka-worker access to topic`);
+    expect(err.message).toContain(forbidden);
+  });
+
+  // Today the fleet starts and kafkajs retries the group coordinator lookup every ~10 s, logging
+  // "Failed to find group coordinator"; /readyz stays 503. The fix belongs in the Kafka source.
+  it.skip("a consumer group the ACLs deny fails at start with SF_ERR_AUTH_DENIED (skipped: the Kafka source does not check its group at start yet — lib/connectors/kafka/source.ts, another helper's files during issue 16)", { timeout: 90_000 }, async () => {
+    const dir = writeTopologies([{ name: `sectest-${id}-denied-group`, source: { topics: [source], group: `other.sectest-${id}` }, codec: { value: { type: "json" } }, sinks: [{ type: "null" }], errors: { dlq: { topic: dlq } } }]);
+    const err = await startFails(dir);
+    expect(err.code).toBe("SF_ERR_AUTH_DENIED");
+    expect(err.message).toContain(`User:kafka-worker access to consumer group other.sectest-${id}`);
+  });
+
   it("a Redis key outside the worker's ACL patterns: SF_ERR_AUTH_DENIED in the log, nothing written, nothing committed past it", async () => {
     const lines: string[] = [];
     const logger = createLogger({ level: "warn", destination: { write: (l: string) => void lines.push(l) } });
