@@ -23,13 +23,13 @@ function size(m: Sized): number {
 }
 
 /** Splits messages into slices under the broker's batch limit, keeping order. */
-export function slices<M extends Sized>(messages: M[]): M[][] {
+export function slices<M extends Sized>(messages: M[], maxCount = MAX_COUNT): M[][] {
   const out: M[][] = [];
   let cur: M[] = [];
   let bytes = 0;
   for (const m of messages) {
     const s = size(m);
-    if (cur.length && (bytes + s > MAX_BYTES || cur.length >= MAX_COUNT)) {
+    if (cur.length && (bytes + s > MAX_BYTES || cur.length >= maxCount)) {
       out.push(cur);
       cur = [];
       bytes = 0;

@@ -30,8 +30,9 @@ export async function platformaticWriter(connections: Connections, name: string)
   }
   return {
     async send(topic: string, messages: OutMessage[]) {
-      // Under message.max.bytes per send, in order, slice after slice.
-      for (const slice of slices(messages)) {
+      // Under message.max.bytes per send, in order, slice after slice (no count limit: the
+      // O(n²) grouping that bounds a kafkajs send is kafkajs's own).
+      for (const slice of slices(messages, Infinity)) {
         const out = new Array<MessageToProduce<Buffer | string, Buffer, string, Buffer | string>>(slice.length);
         for (let i = 0; i < slice.length; i++) {
           const m = slice[i]!;
