@@ -1,11 +1,14 @@
 /**
  * The Kafka connector's conformance suite, reliability part: worker processes killed and
- * restarted mid-stream, through each client (KAFKA_CLIENT=kafkajs|platformatic).
+ * restarted mid-stream, a sink outage (partitions paused and resumed), through each client
+ * (KAFKA_CLIENT=kafkajs|platformatic).
  */
 import fs from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Kafka } from "kafkajs";
-import { writeTopologies } from "../support/fleet.ts";
+import { Redis } from "ioredis";
+import { startFleet, writeTopologies } from "../support/fleet.ts";
+import { PrivateRedis } from "../support/private-redis.ts";
 import { describeStack, TestScope } from "../support/scope.ts";
 import { spawnWorker, waitUntil } from "../support/worker.ts";
 import type { WorkerProcess } from "../support/worker.ts";
@@ -29,11 +32,11 @@ async function watchOutput(scope: TestScope, kafka: Kafka, topic: string) {
   return { ids, total: () => [...ids.values()].reduce((a, b) => a + b.size, 0), stop: () => consumer.disconnect() };
 }
 
-async function produce(scope: TestScope, topic: string, n: number) {
+async function produce(scope: TestScope, topic: string, n: number, from = 0) {
   const producer = scope.producer();
   await producer.connect();
-  for (let start = 0; start < n; start += 1000) {
-    await producer.send({ topic, messages: Array.from({ length: Math.min(1000, n - start) }, (_, j) => ({ key: `r${start + j}`, value: JSON.stringify({ id: `r${start + j}` }) })) });
+  for (let start = from; start < from + n; start += 1000) {
+    await producer.send({ topic, messages: Array.from({ length: Math.min(1000, from + n - start) }, (_, j) => ({ key: `r${start + j}`, value: JSON.stringify({ id: `r${start + j}` }) })) });
   }
   await producer.disconnect();
 }
@@ -41,7 +44,7 @@ async function produce(scope: TestScope, topic: string, n: number) {
 /** A worker is started once it logged so (its SIGTERM handler is in place from then on). */
 const started = (w: WorkerProcess) => waitUntil(() => fs.existsSync(w.logFile) && fs.readFileSync(w.logFile, "utf8").includes('"msg":"worker started"'), 60_000, "the worker to start");
 
-describeStack("Kafka connector conformance: worker restarts", () => {
+describeStack("Kafka connector conformance: restarts and outages", () => {
   describe.each(KAFKA_CLIENTS)("KAFKA_CLIENT=%s", (client) => {
     const scope = new TestScope(`rconf-${client.slice(0, 4)}`);
     afterAll(() => scope.cleanup());
@@ -77,6 +80,52 @@ describeStack("Kafka connector conformance: worker restarts", () => {
         await watch.stop();
       }
       for (let i = 0; i < n; i++) expect(watch.ids.has(`r${i}`), `r${i} delivered`).toBe(true);
+    });
+
+    it("a sink outage pauses the partitions it holds up; once the sink is back every record lands and they resume", { timeout: 120_000 }, async () => {
+      const redis = await PrivateRedis.start();
+      const client2 = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      try {
+        const input = scope.topic("outage-in");
+        await scope.createTopics([input]);
+        const name = `${scope.id}-outage`;
+        const fleet = await startFleet(
+          writeTopologies([
+            {
+              name,
+              source: { topics: [input] },
+              codec: { value: { type: "json" } },
+              sinks: [{ type: "redis.cache", key_prefix: scope.keyPrefix, key: "entity:{id}" }],
+              errors: { backoff_ms: 50, max_backoff_ms: 300, dlq: { topic: scope.topic("outage-dlq") } },
+            },
+          ]),
+          { ...process.env, ...env, REDIS_URL: redis.url },
+        );
+        const paused = async () => (await fleet.metrics.paused.get()).values.filter((v) => v.labels.topology === name).reduce((a, v) => a + v.value, 0);
+        try {
+          await produce(scope, input, 300);
+          await client2.connect();
+          await waitUntil(async () => (await client2.dbsize()) >= 300, 30_000, "the first 300 records in Redis");
+          client2.disconnect();
+          await redis.kill();
+          // Written while Redis is down: the sink fails, the partitions holding them pause and retry.
+          await produce(scope, input, 600, 300);
+          await waitUntil(async () => (await paused()) > 0, 30_000, "a paused partition while Redis is down");
+          await redis.start();
+          // The restarted Redis is empty (no persistence): what it holds now came after the outage.
+          await client2.connect();
+          await waitUntil(async () => (await client2.dbsize()) >= 600, 60_000, "the 600 records written during the outage");
+          const missing: string[] = [];
+          for (let i = 300; i < 900; i++) if (!(await client2.exists(`${scope.keyPrefix}entity:r${i}`))) missing.push(`r${i}`);
+          expect(missing).toEqual([]);
+          await waitUntil(async () => (await paused()) === 0, 30_000, "every partition resumed");
+        } finally {
+          await fleet.stop(5000);
+        }
+      } finally {
+        client2.disconnect();
+        await redis.kill();
+      }
     });
 
     it("SIGTERM drains and commits: after a clean restart no record is processed twice", async () => {
