@@ -23,6 +23,8 @@ export interface K8sOptions {
 
 export interface TopologyManifests {
   topology: string;
+  /** The topology file, relative to the working directory (as the Deployment runs it). */
+  source: string;
   /** The file written: <out>/<topology>.yaml. */
   file: string;
   /** Deployment, Service, ScaledObject, ServiceMonitor. */
@@ -180,7 +182,7 @@ export async function fleetManifests(inputs: string[], out: string, o: K8sOption
     if (rel.startsWith("..") || path.isAbsolute(rel)) throw new SfError("SF_ERR_CLI_USAGE", `${file} is outside the working directory: run \`streamfleet k8s\` from the directory the image holds the topologies in`);
     const docs = topologyManifests(t, rel, o);
     const text = header(t, rel, sourcePartitions(t, o.partitions)) + docs.map((d) => stringify(d, { lineWidth: 0, aliasDuplicateObjects: false })).join("---\n");
-    return { topology: t.name, file: path.join(out, `${t.name}.yaml`), docs, text };
+    return { topology: t.name, source: rel, file: path.join(out, `${t.name}.yaml`), docs, text };
   });
 }
 
@@ -200,12 +202,16 @@ export async function k8sCommand(args: string[]): Promise<number> {
     fs.writeFileSync(m.file, m.text);
     console.log(`${m.file}: ${m.docs.map((d) => d.kind).join(", ")}`);
   }
-  // A file this command wrote for a topology that is gone would keep deploying it: removed.
+  // A file this command wrote for a topology that is gone (its file deleted, or renamed inside
+  // a file generated now) would keep deploying it: removed. Others' files are left alone.
   const written = new Set(manifests.map((m) => path.basename(m.file)));
+  const sources = new Set(manifests.map((m) => m.source));
   for (const f of fs.readdirSync(out).filter((f) => f.endsWith(".yaml") && !written.has(f))) {
-    if (!fs.readFileSync(path.join(out, f), "utf8").startsWith(GENERATED)) continue;
+    const first = fs.readFileSync(path.join(out, f), "utf8").split("\n", 1)[0]!;
+    const source = first.startsWith(`${GENERATED} from `) ? first.slice(`${GENERATED} from `.length).split(": ")[0] : undefined;
+    if (source === undefined || (fs.existsSync(source) && !sources.has(source))) continue;
     fs.rmSync(path.join(out, f));
-    console.log(`${path.join(out, f)}: removed (no such topology any more)`);
+    console.log(`${path.join(out, f)}: removed (topology ${source} ${fs.existsSync(source) ? "has another name now" : "is gone"})`);
   }
   return 0;
 }
