@@ -182,4 +182,4 @@ describeStack("a Kafka broker lost mid-run", () => {
       await admin.disconnect();
     }
   });
-});
+}, ["java"]);
