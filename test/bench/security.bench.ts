@@ -77,6 +77,18 @@ async function produce(leg: Leg): Promise<void> {
 }
 
 /** A bare kafkajs eachBatch consumer (the worker's client settings), first batch to the N-th record committed. */
+/** The bench process's CPU time (user + system), µs: the worker's cost per record, less sensitive than rates to other processes on the machine. */
+const cpuNow = () => {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+};
+/** CPU µs per record of each timed run, by kind and leg (kind "features" for part 2). */
+const cpu: Record<string, Record<Leg, number[]>> = {};
+function noteCpu(kind: string, leg: Leg, us: number, n: number): void {
+  cpu[kind] ??= { plaintext: [], secured: [] };
+  cpu[kind][leg].push(us / n);
+}
+
 async function bare(leg: Leg, round: number): Promise<number> {
   const kafka = createKafka(new Connections(legs[leg].env), "default", silent, "bench");
   const consumer = kafka.consumer({ groupId: `streamfleet.bench-${run}-${round}-${leg}-bare` });
@@ -84,13 +96,17 @@ async function bare(leg: Leg, round: number): Promise<number> {
   await consumer.subscribe({ topics: [input], fromBeginning: true });
   let count = 0;
   let t0 = 0;
+  let c0 = 0;
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
   await consumer.run({
     eachBatchAutoResolve: false,
     partitionsConsumedConcurrently: 3,
     eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, uncommittedOffsets }) => {
-      if (t0 === 0) t0 = performance.now();
+      if (t0 === 0) {
+        t0 = performance.now();
+        c0 = cpuNow();
+      }
       const messages: KafkaMessage[] = batch.messages;
       count += messages.length;
       resolveOffset(batch.lastOffset());
@@ -100,6 +116,7 @@ async function bare(leg: Leg, round: number): Promise<number> {
   });
   await finished;
   const ms = performance.now() - t0;
+  noteCpu("bare", leg, cpuNow() - c0, N);
   await consumer.disconnect();
   return ms;
 }
@@ -123,8 +140,10 @@ async function topology(leg: Leg, round: number, name: string, sink: Record<stri
     (await m.get()).values.filter((x) => !outcome || x.labels.outcome === outcome).reduce((a, x) => a + x.value, 0);
   while ((await sum(fleet.metrics.consumed)) === 0) await new Promise((r) => setTimeout(r, 2));
   const t0 = performance.now();
+  const c0 = cpuNow();
   while ((await sum(fleet.metrics.processed, "ok")) < N) await new Promise((r) => setTimeout(r, 10));
   const ms = performance.now() - t0;
+  noteCpu(name, leg, cpuNow() - c0, N);
   await fleet.stop(5000);
   fs.rmSync(dir, { recursive: true, force: true });
   return ms;
@@ -152,7 +171,7 @@ async function runtimePart(): Promise<void> {
   }
   console.log(`runtime: ${N.toLocaleString("en-US")} Avro records, 3 partitions; best of ${ROUNDS} rounds (spread: min–max)`);
   const labels: Record<string, string> = { bare: "bare kafkajs eachBatch consumer", null: "topology decode→transform→null sink", kafka: "topology decode→transform→kafka sink" };
-  for (const [kind, f] of Object.entries(figures)) report(labels[kind]!, f.plaintext, f.secured, "rec/s");
+  for (const [kind, f] of Object.entries(figures)) report(labels[kind]!, f.plaintext, f.secured, "rec/s", cpu[kind]);
   for (const leg of ["plaintext", "secured"] as Leg[]) {
     const admin = adminOf(leg).admin();
     await admin.connect();
@@ -161,11 +180,13 @@ async function runtimePart(): Promise<void> {
   }
 }
 
-function report(label: string, plain: number[], secure: number[], unit: string): void {
+function report(label: string, plain: number[], secure: number[], unit: string, us?: Record<Leg, number[]>): void {
   const fmt = (xs: number[]) => `${Math.round(Math.max(...xs)).toLocaleString("en-US").padStart(9)} ${unit} (${Math.round(Math.min(...xs)).toLocaleString("en-US")}–${Math.round(Math.max(...xs)).toLocaleString("en-US")})`;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const cpuText = (leg: Leg) => (us ? `; CPU ${median(us[leg]).toFixed(2)} µs/rec (${Math.min(...us[leg]).toFixed(2)}–${Math.max(...us[leg]).toFixed(2)})` : "");
   console.log(`${label}`);
-  console.log(`  plaintext : ${fmt(plain)}`);
-  console.log(`  secured   : ${fmt(secure)}   ${((Math.max(...secure) / Math.max(...plain)) * 100).toFixed(0)} % of plaintext`);
+  console.log(`  plaintext : ${fmt(plain)}${cpuText("plaintext")}`);
+  console.log(`  secured   : ${fmt(secure)}${cpuText("secured")}   rate ${((Math.max(...secure) / Math.max(...plain)) * 100).toFixed(0)} % of plaintext${us ? `, CPU ${((median(us.secured) / median(us.plaintext)) * 100).toFixed(0)} % of plaintext (medians)` : ""}`);
 }
 
 /** A private redis-server with a plain port (default user, no password) and a TLS port (an ACL user). */
@@ -230,27 +251,30 @@ async function featuresPart(): Promise<void> {
   }
   const input = (partition: number) =>
     Array.from({ length: RECORDS }, (_, i) => makeRecord({ userId: `u${i % 2000}`, item: `item-${i % 97}`, amount: (i % 50) + 0.5, at: T0 + i }, { topic: "bench", partition, offset: String(i) }));
-  const apply = async (sink: Sink, records: StreamRecord[]): Promise<number> => {
+  const apply = async (sink: Sink, records: StreamRecord[], leg?: Leg): Promise<number> => {
     const t0 = performance.now();
+    const c0 = cpuNow();
     for (let i = 0; i < records.length; i += BATCH) {
       const b = sink.batch!();
       const batch = records.slice(i, i + BATCH);
       for (let j = 0; j < batch.length; j += SLICE) b.add(batch.slice(j, j + SLICE));
       await b.flush();
     }
+    if (leg) noteCpu("features", leg, cpuNow() - c0, records.length);
     return (records.length / (performance.now() - t0)) * 1000;
   };
   for (const leg of ["plaintext", "secured"] as Leg[]) await apply(sinks[leg], input(1000).slice(0, BATCH)); // warm-up
   const f: Record<Leg, number[]> = { plaintext: [], secured: [] };
   for (let r = 0; r < ROUNDS; r++) {
     for (const leg of (r % 2 === 0 ? ["plaintext", "secured"] : ["secured", "plaintext"]) as Leg[]) {
-      const x = await apply(sinks[leg], input(r));
+      const records = input(r);
+      const x = await apply(sinks[leg], records, leg);
       f[leg].push(x);
       console.log(`  round ${r + 1} redis.features ${leg.padEnd(9)}: ${Math.round(x).toLocaleString("en-US")} rec/s`);
     }
   }
   console.log(`redis.features sink: ${RECORDS.toLocaleString("en-US")} records per round, batches of ${BATCH} (slices of ${SLICE}), 2,000 entities, 4 features; one private redis-server, plain port vs TLS port + ACL user; best of ${ROUNDS}`);
-  report("redis.features sink (no Kafka)", f.plaintext, f.secured, "rec/s");
+  report("redis.features sink (no Kafka)", f.plaintext, f.secured, "rec/s", cpu.features);
   for (const leg of ["plaintext", "secured"] as Leg[]) await sinks[leg].close();
   const cleanup = createRedis(new Connections({ REDIS_URL: server.plain }));
   await cleanup.connect();
