@@ -118,6 +118,12 @@ describeSecure("failures on the secured stack say what is wrong and leak nothing
     expect(err.message).toContain('the ACLs deny user rabbit-worker vhost "not-ours"');
   });
 
+  it("a worker with a wrong Redis password and only a BullMQ sink does not start: SF_ERR_AUTH_FAILED, not 'unreachable, retried when it is back'", async () => {
+    const err = await startFails(topology("bqpw", [{ type: "bullmq", queue: `sectest-${id}`, job_name: "x" }]), { REDIS_PASSWORD_FILE: wrongPasswordFile(tmp) });
+    expect(err.code).toBe("SF_ERR_AUTH_FAILED");
+    expect(err.message).toMatch(/^Redis connection "default" \(rediss:\/\/localhost:\d+\): Redis refused user redis-worker \(WRONGPASS\): check REDIS_USERNAME and REDIS_PASSWORD/);
+  });
+
   it("a topology writing to a topic its principal may not write fails at start with SF_ERR_AUTH_DENIED", async () => {
     const forbidden = `forbidden.sectest-${id}`;
     const err = await startFails(topology("denied", [{ type: "kafka", topic: forbidden }]));

@@ -1,6 +1,6 @@
-import { Redis } from "ioredis";
-import type { RedisOptions } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Connections } from "../../runtime/connections.ts";
+import { createRedis } from "../redis/client.ts";
 
 /**
  * An ioredis client for connection `name`: REDIS_URL(__NAME), with REDIS_USERNAME and
@@ -9,22 +9,13 @@ import type { Connections } from "../../runtime/connections.ts";
  * outage, not queue writes forever); BullMQ workers need `maxRetriesPerRequest: null`.
  */
 export function redisClient(connections: Connections, name: string, failFast: boolean): Redis {
-  const url = connections.require("REDIS_URL", name);
-  const options: RedisOptions = {
-    lazyConnect: true,
+  // Through createRedis: the same TLS and credential settings, and its last error kept, so that a
+  // refused login or ACL denial is reported as such (clientSecurityError), not as an outage.
+  return createRedis(connections, name, {
+    connectTimeout: 10_000,
     maxRetriesPerRequest: failFast ? 1 : null,
     enableOfflineQueue: !failFast,
     // Reconnect forever with a capped back-off: the runtime keeps retrying the batch meanwhile.
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 10), 2_000),
-  };
-  const username = connections.get("REDIS_USERNAME", name);
-  const password = connections.get("REDIS_PASSWORD", name);
-  if (username) options.username = username;
-  if (password) options.password = password;
-  const ca = connections.file("REDIS_TLS_CA_FILE", name);
-  if (ca) options.tls = { ca };
-  const client = new Redis(url, options);
-  // Outages surface through the sink's writes (SF_ERR_SINK_NOT_CONNECTED), not as unhandled events.
-  client.on("error", () => {});
-  return client;
+  });
 }

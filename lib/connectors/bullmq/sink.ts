@@ -5,6 +5,7 @@ import { SfError, errorMessage } from "../../errors.ts";
 import type { ComponentContext, RecordFailure, Sink, StreamRecord } from "../../runtime/contracts.ts";
 import { compileTemplate, compileValue } from "../../topology/template.ts";
 import type { BullmqSinkConfig } from "./config.ts";
+import { clientSecurityError } from "../redis/client.ts";
 import { redisClient } from "./connection.ts";
 
 /**
@@ -65,11 +66,22 @@ export class BullmqSink implements Sink {
   }
 
   async open(): Promise<void> {
+    // A refused login never makes the queue ready (the client retries forever): watch the
+    // client's errors too, and stop at the first one that no retry can fix.
+    let onError: ((e: Error) => void) | undefined;
     try {
       if (this.client.status === "wait") await this.client.connect();
-      await this.queue.waitUntilReady();
+      await new Promise<void>((resolve, reject) => {
+        onError = (e: Error) => void (clientSecurityError(e, this.client) && reject(e));
+        this.client.on("error", onError);
+        this.queue.waitUntilReady().then(() => resolve(), reject);
+      });
     } catch (err) {
-      throw this.outage(err);
+      const error = this.outage(err, true);
+      if (!error.retriable) await this.close();
+      throw error;
+    } finally {
+      if (onError) this.client.off("error", onError);
     }
   }
 
@@ -92,7 +104,7 @@ export class BullmqSink implements Sink {
         // An existing job id is returned, not added again: a replay enqueues nothing new.
         await this.queue.addBulk(jobs);
       } catch (err) {
-        if (this.client.status !== "ready" || CONNECTION_ERROR.test(errorMessage(err))) throw this.outage(err);
+        if (this.client.status !== "ready" || CONNECTION_ERROR.test(errorMessage(err)) || clientSecurityError(err, this.client)) throw this.outage(err);
         throw new SfError("SF_ERR_SINK_REJECTED", `Redis refused ${jobs.length} jobs for queue ${this.config.queue}: ${errorMessage(err)}; the batch is retried`, { cause: err, where: this.name });
       }
     }
@@ -108,7 +120,14 @@ export class BullmqSink implements Sink {
     this.client.disconnect();
   }
 
-  private outage(err: unknown): SfError {
+  /**
+   * A refused login, an ACL denial or a refused certificate keeps its code: at start it stops the
+   * worker; later (a password or ACL changed on the server) the batch is retried, partition
+   * paused, rather than dead-lettered. Anything else is an outage.
+   */
+  private outage(err: unknown, atStart = false): SfError {
+    const security = clientSecurityError(err, this.client);
+    if (security) return new SfError(security.code, atStart ? security.message : `${security.message}; the batch is retried`, { cause: err, where: this.name, retriable: !atStart });
     return new SfError("SF_ERR_SINK_NOT_CONNECTED", `BullMQ queue ${this.config.queue}: Redis (connection "${this.config.connection}") is unreachable (${errorMessage(err)}); the batch is retried when it is back`, { cause: err, where: this.name });
   }
 }

@@ -65,6 +65,17 @@ function securedOf(client: Redis): (SecuredConnection & { user: string }) | unde
   return (client as unknown as { sfSecured?: SecuredConnection & { user: string } }).sfSecured;
 }
 
+/**
+ * The security error behind a failure of a client made by `createRedis`: the error itself
+ * (WRONGPASS, NOPERM, a refused certificate) or, when it only says the connection is closed or
+ * not ready, the client's last error event (a refused login reaches callers only that way).
+ */
+export function clientSecurityError(err: unknown, client: Redis): SfError | undefined {
+  const lastError = (client as unknown as { sfLastError?: Error }).sfLastError;
+  const closed = /Connection is closed|Redis connection is /.test(err instanceof Error ? err.message : "");
+  return redisSecurityError(err, securedOf(client)) ?? (closed ? redisSecurityError(lastError, securedOf(client)) : undefined);
+}
+
 /** A NOPERM reply: the ACL denies it, so no retry and no dead-lettering record by record helps. */
 function isDenied(err: Error): boolean {
   return /^NOPERM\b/.test(err.message);
@@ -87,8 +98,7 @@ export function isReplyError(err: unknown): boolean {
  */
 export function toSfError(err: unknown, client: Redis, where: string): SfError {
   if (err instanceof SfError) return err;
-  const lastError = (client as unknown as { sfLastError?: Error }).sfLastError;
-  const security = redisSecurityError(err, securedOf(client)) ?? (/Connection is closed/.test((err as Error)?.message ?? "") ? redisSecurityError(lastError, securedOf(client)) : undefined);
+  const security = clientSecurityError(err, client);
   if (security) return security;
   if (isReplyError(err)) {
     return new SfError("SF_ERR_SINK_REJECTED", `Redis at ${describeTarget(client)} refused a command: ${(err as Error).message}`, { cause: err, where });

@@ -1,5 +1,3 @@
-import kafkajs from "kafkajs";
-import type { AclEntry } from "kafkajs";
 import { createKafka } from "../../connectors/kafka/client.ts";
 import { createLogger } from "../../observability/logger.ts";
 import { Connections } from "../../runtime/connections.ts";
@@ -13,8 +11,13 @@ import { PRINCIPALS, readSecret, secretFile } from "./secrets.ts";
  * StandardAuthorizer with no allow-if-no-ACL: the admin is a super user, the worker may use
  * only what `WORKER_ACLS` grants.
  */
-// kafkajs is CommonJS and Node's named-export detection misses these four.
-const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes } = kafkajs;
+// The Kafka protocol's numbers (kafkajs's AclResourceTypes, AclOperationTypes, AclPermissionTypes,
+// ResourcePatternTypes): kafkajs itself is imported only inside lib/connectors/kafka.
+const AclResourceTypes = { TOPIC: 2, GROUP: 3 } as const;
+const AclOperationTypes = { READ: 3, WRITE: 4, CREATE: 5, DELETE: 6, DESCRIBE: 8, DESCRIBE_CONFIGS: 10 } as const;
+const AclPermissionTypes = { ALLOW: 3 } as const;
+const ResourcePatternTypes = { PREFIXED: 4 } as const;
+type AclEntry = Parameters<ReturnType<ReturnType<typeof createKafka>["admin"]>["createAcls"]>[0]["acl"][number];
 
 export const WORKER_TOPIC_PREFIXES = ["resident.", "ml."] as const;
 export const WORKER_GROUP_PREFIX = "streamfleet.";
@@ -75,7 +78,7 @@ export function kafkaClientEnv(port: number, certs: Certs, secrets: string, who:
 
 function workerAcls(): AclEntry[] {
   const principal = `User:${PRINCIPALS.kafkaWorker}`;
-  const allow = (resourceType: kafkajs.AclResourceTypes, resourceName: string, operation: kafkajs.AclOperationTypes): AclEntry => ({
+  const allow = (resourceType: number, resourceName: string, operation: number): AclEntry => ({
     resourceType,
     resourceName,
     resourcePatternType: ResourcePatternTypes.PREFIXED,
