@@ -16,8 +16,9 @@ export interface ReadPlan {
   /**
    * `{"id":…,"found":…,"features":{…}}` for one HMGET reply: `reply[at]` onwards, so a batch's
    * one flat reply (every entity's fields in turn) is decoded in place, without a slice per entity.
+   * `open` replaces the leading `{` (e.g. `{"view":"v",` for a single read, saving a copy).
    */
-  entityJson(id: string, reply: readonly (string | null)[], asOf: number, at?: number): string;
+  entityJson(id: string, reply: readonly (string | null)[], asOf: number, at?: number, open?: string): string;
 }
 
 const num = (x: number): string => (Number.isFinite(x) ? String(x) : "null");
@@ -65,7 +66,7 @@ export function readPlan(view: ViewDef, names: readonly string[]): ReadPlan {
       }
       return cachedFields;
     },
-    entityJson(id, reply, asOf, at = 0) {
+    entityJson(id, reply, asOf, at = 0, open = "{") {
       let found = false;
       let out = "";
       for (let i = 0; i < defs.length; i++) {
@@ -80,7 +81,7 @@ export function readPlan(view: ViewDef, names: readonly string[]): ReadPlan {
         if (isWindow(f)) out += `${raw === null ? "0" : num(Number(raw))}${times},"window_start":${bucketStart(asOf, f.window_ms!)}}`;
         else out += `${valueJson(raw)}${times}}`;
       }
-      return `{"id":${JSON.stringify(id)},"found":${found},"features":{${out}}}`;
+      return `${open}"id":${JSON.stringify(id)},"found":${found},"features":{${out}}}`;
     },
   };
 }

@@ -123,7 +123,7 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
   async function hmgetOne(p: ReadPlan, t: Target): Promise<string> {
     const asOf = Date.now();
     const reply = await redis.hmget(`${prefix}sf:v1:fv:${p.view.name}:${t.id}`, ...p.fields(asOf));
-    return `{"view":${p.viewJson},${p.entityJson(t.id, reply, asOf).slice(1)}`;
+    return p.entityJson(t.id, reply, asOf, 0, `{"view":${p.viewJson},`);
   }
 
   // A batch is one command: EVALSHA of BATCH_SCRIPT (EVAL when Redis has not cached it yet) with
@@ -205,11 +205,12 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
   }
 
   // Metric series resolved once per route and status, not hashed per request.
-  const counters = new Map<string, ReturnType<typeof metrics.featureRequests.labels>>();
+  const counters = new Map<string, Map<number, ReturnType<typeof metrics.featureRequests.labels>>>();
   const counter = (routeName: string, status: number) => {
-    const key = `${routeName} ${status}`;
-    let c = counters.get(key);
-    if (!c) counters.set(key, (c = metrics.featureRequests.labels(routeName, String(status))));
+    let byStatus = counters.get(routeName);
+    if (!byStatus) counters.set(routeName, (byStatus = new Map()));
+    let c = byStatus.get(status);
+    if (!c) byStatus.set(status, (c = metrics.featureRequests.labels(routeName, String(status))));
     return c;
   };
   const timers = new Map(["get", "batch", "historical", "healthz", "openapi", "metrics", "other"].map((r) => [r, metrics.featureSeconds.labels(r)]));
