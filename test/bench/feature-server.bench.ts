@@ -177,10 +177,10 @@ const sum = (text: string, series: string) => [...text.matchAll(new RegExp(`^${s
 let redisPid: number | undefined;
 
 /** Where the time went during a phase: the processes' CPU and run-queue wait, the server's GC and event-loop delay. */
-function evidence(pids: Array<[string, number | undefined]>, before: Array<[number, number]>, seconds: number, metricsBefore?: string, metricsAfter?: string): string {
+function evidence(pids: Array<[string, number | undefined]>, before: Array<[number, number]>, seconds: number, requests: number, metricsBefore?: string, metricsAfter?: string): string {
   const parts = pids.map(([name, pid], i) => {
     const [cpu, wait] = schedstat(pid);
-    return `${name} CPU ${(((cpu - before[i]![0]) / 1e9 / seconds) * 100).toFixed(0)} % of a core, waited for a CPU ${((wait - before[i]![1]) / 1e6 / seconds).toFixed(0)} ms/s`;
+    return `${name} CPU ${(((cpu - before[i]![0]) / 1e9 / seconds) * 100).toFixed(0)} % of a core (${((cpu - before[i]![0]) / 1e3 / Math.max(1, requests)).toFixed(0)} µs a request), waited for a CPU ${((wait - before[i]![1]) / 1e6 / seconds).toFixed(0)} ms/s`;
   });
   if (metricsBefore && metricsAfter) {
     const gcs = sum(metricsAfter, "streamfleet_nodejs_gc_duration_seconds_count") - sum(metricsBefore, "streamfleet_nodejs_gc_duration_seconds_count");
@@ -204,7 +204,7 @@ async function phase(what: string, port: number, pid: number | undefined, rate: 
   const sched = pids.map(([, p]) => schedstat(p));
   const r = await load(port, rate, seconds, file);
   const metricsAfter = stats === "histogram" ? await get(port, "/metrics") : undefined;
-  const why = evidence(pids, sched, r.seconds, metricsBefore, metricsAfter);
+  const why = evidence(pids, sched, r.seconds, r.ok + r.s503 + r.s504 + r.other, metricsBefore, metricsAfter);
   let server: string;
   if (stats === "histogram") {
     const h = histQuantiles(before, buckets(metricsAfter!, route));
