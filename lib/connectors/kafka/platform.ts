@@ -20,7 +20,7 @@ import type { KafkaWriter } from "./writer.ts";
 let platformaticModule: Promise<typeof PlatformaticSide> | undefined;
 const platformatic = () => (platformaticModule ??= import("./platformatic/index.ts"));
 
-/** A source whose client is imported when it starts: `StreamPlatform.source` is synchronous. */
+/** A source created (its client imported, its group checked) when it starts: `StreamPlatform.source` is synchronous. */
 class LazySource implements Source {
   private inner: Source | undefined;
   private readonly create: () => Promise<Source>;
@@ -136,6 +136,22 @@ export async function checkTopicAccess(connections: Connections, name: string, l
   }
 }
 
+/**
+ * Fails at start when the connection's principal may not use consumer group `group`: a denied
+ * group is a setting to fix, not a coordinator lookup to retry forever. @platformatic/kafka
+ * only: kafkajs swallows the broker's GROUP_AUTHORIZATION_FAILED in its coordinator lookup
+ * (KafkaJSGroupCoordinatorNotFound, as in an outage), so there the group cannot be told denied.
+ */
+async function checkGroupAccess(connections: Connections, name: string, group: string, topics?: string[]): Promise<void> {
+  try {
+    const { withAdmin } = await platformatic();
+    await withAdmin(connections, name, (admin) => admin.listConsumerGroupOffsets({ groups: [group] }));
+  } catch (err) {
+    const denied = platformaticSecurityError(err, connections, name, { group, topics });
+    if (denied) throw denied;
+  }
+}
+
 export class KafkaPlatform implements StreamPlatform {
   private readonly connections: Connections;
   private readonly logger: Logger;
@@ -147,7 +163,12 @@ export class KafkaPlatform implements StreamPlatform {
   source(options: FetchingSourceOptions, ctx: ComponentContext): Source {
     const { kafka, kind } = entry(this.connections, options.connection, this.logger);
     const metrics = ctx.metrics.forTopology(ctx.topology);
-    if (kind === "platformatic") return new LazySource(async () => new (await platformatic()).PlatformaticSource(this.connections, options, ctx.logger, metrics));
+    if (kind === "platformatic") {
+      return new LazySource(async () => {
+        await checkGroupAccess(this.connections, options.connection, options.group, options.topics);
+        return new (await platformatic()).PlatformaticSource(this.connections, options, ctx.logger, metrics);
+      });
+    }
     return new KafkaSource(kafka, options, ctx.logger, metrics);
   }
 
