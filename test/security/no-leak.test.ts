@@ -222,9 +222,11 @@ describeSecure("no secret in any output of a secured run, nor of a failing one",
     });
   }
 
-  it("a running worker whose other servers refuse it: /health names each refusal (PostgreSQL, RabbitMQ) without a secret", { timeout: 120_000 }, async () => {
-    const env = workerEnv({ PGPASSWORD_FILE: wrongPasswordFile(tmp), AMQP_PASSWORD_FILE: wrongPasswordFile(tmp) });
-    const worker = start([MAIN, "run", path.join(ROOT, "topologies/resident/users.yaml"), "--json", "--admin-port", "0"], env);
+  it("a running worker whose other servers refuse it: /health names each refusal (PostgreSQL, RabbitMQ, Redis, BullMQ's Redis) without a secret", { timeout: 120_000 }, async () => {
+    const env = workerEnv({ PGPASSWORD_FILE: wrongPasswordFile(tmp), AMQP_PASSWORD_FILE: wrongPasswordFile(tmp), REDIS_PASSWORD_FILE: wrongPasswordFile(tmp) });
+    // a topology of Kafka alone: the worker starts, and /health checks every connector's server
+    const dir = writeTopologies([{ name: `noleak-${id}-kafka-only`, source: { topics: ["resident.user-events"] }, codec: { value: { type: "json" } }, sinks: [{ type: "null" }], errors: { dlq: { topic: `resident.noleak-${id}.dlq` } } }]);
+    const worker = start([MAIN, "run", dir, "--json", "--admin-port", "0"], env);
     try {
       await worker.waitFor('"msg":"worker started"', 90_000);
       const admin = /"admin":"(http:\/\/[^"]+)"/.exec(worker.output())![1]!;
@@ -234,6 +236,8 @@ describeSecure("no secret in any output of a secured run, nor of a failing one",
       const down = Object.fromEntries((JSON.parse(health.body) as { components: { component: string; status: string; lastError?: string }[] }).components.filter((c) => c.status === "down").map((c) => [c.component, c.lastError]));
       expect(down.postgres).toMatch(/PostgreSQL connection "default".*refused the password of role sf_pg_worker.*check/);
       expect(down.rabbitmq).toMatch(/RabbitMQ connection "default".*refused the login of user rabbit-worker.*check/);
+      expect(down.redis).toMatch(/Redis connection "default".*refused user redis-worker \(WRONGPASS\).*check/);
+      expect(down.bullmq).toMatch(/Redis connection "default".*refused user redis-worker \(WRONGPASS\).*check/);
       expect(leaks(health.body, [wrong])).toEqual([]);
       record("degraded /readyz", (await get(`${admin}/readyz`)).body);
     } finally {
