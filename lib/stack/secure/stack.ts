@@ -65,6 +65,8 @@ const secretsDir = (o: SecureOptions) => path.join(o.stateDir, "secrets");
 export function secureEnv(o: SecureOptions): Record<string, string> {
   const certs = ensureCerts(certsDir(o));
   const secrets = secretsDir(o);
+  // Made here too (as the certificates are): the paths printed before a first `up` name files that exist.
+  ensureSecrets(secrets);
   const p = o.ports;
   const admin = (vars: Record<string, string>) => Object.fromEntries(Object.entries(vars).map(([k, v]) => [adminKey(k), v]));
   return {
