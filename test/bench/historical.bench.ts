@@ -109,7 +109,9 @@ if (CLUSTER) {
   await pool.query(`ANALYZE ${partitionName(table, VIEW)}`);
   console.log(`CLUSTER on the primary key: ${((performance.now() - start) / 1000).toFixed(0)} s`);
 }
-const layout = CLUSTER ? "clustered" : "as written";
+const pkey = `${table.schema}.${JSON.stringify(`${table.table}_${VIEW}_pkey`)}`;
+const clustered = (await pool.query<{ c: boolean }>(`SELECT indisclustered AS c FROM pg_index WHERE indexrelid = '${pkey}'::regclass`)).rows[0]?.c === true;
+const layout = clustered ? "clustered on the primary key (BENCH_CLUSTER=1 in this or an earlier run)" : "as written (each entity's rows spread over the table)";
 const load = () => os.loadavg().map((x) => x.toFixed(1)).join(" ");
 const asked = asks();
 console.log(`machine: ${machine()}; PostgreSQL ${(await pool.query("SHOW server_version")).rows[0].server_version}, shared_buffers ${(await pool.query("SHOW shared_buffers")).rows[0].shared_buffers}`);
