@@ -41,6 +41,16 @@ export function slices<M extends Sized>(messages: M[], maxCount = MAX_COUNT): M[
   return out;
 }
 
+/** What a slice weighs, as `slices` counts it. */
+export function sliceBytes(messages: readonly Sized[]): number {
+  let n = 0;
+  for (const m of messages) n += size(m);
+  return n;
+}
+
+/** The most bytes one send carries (under the broker's default message.max.bytes of 1 MiB). */
+export const MAX_SEND_BYTES = MAX_BYTES;
+
 /** True for a message too large to ever be accepted (a retry cannot help). */
 export function oversized(m: Sized): boolean {
   return size(m) > MAX_BYTES;
