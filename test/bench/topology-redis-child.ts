@@ -4,6 +4,8 @@
  * contender's start-up time is only what it loads itself.
  */
 import fs from "node:fs";
+import inspector from "node:inspector";
+import path from "node:path";
 
 export type Contender = "bare" | "hand" | "features" | "cache";
 
@@ -68,9 +70,62 @@ export function peakRssMb(): number {
   return kb / 1024;
 }
 
+/**
+ * BENCH_MEM=1: samples process.memoryUsage() every 100 ms and, at the report, prints the sample
+ * with the highest RSS (where the memory is: V8 heap, young generation, buffers, the rest).
+ */
+let peakSample: NodeJS.MemoryUsage | undefined;
+if (process.env.BENCH_MEM) {
+  setInterval(() => {
+    const m = process.memoryUsage();
+    if (!peakSample || m.rss > peakSample.rss) peakSample = m;
+  }, 100).unref();
+}
+
+function printPeakSample(contender: string): void {
+  if (!peakSample) return;
+  const mb = (n: number) => `${(n / 1048576).toFixed(0)} MB`;
+  const { rss, heapTotal, heapUsed, external, arrayBuffers } = peakSample;
+  // Where the resident memory is now, by mapping (the binary, anonymous memory: malloc and V8's own), largest first.
+  const byMapping = new Map<string, number>();
+  let mapping = "";
+  for (const line of fs.readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) mapping = head[1] ? path.basename(head[1]) : "[anonymous]";
+    const rssKb = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rssKb) byMapping.set(mapping, (byMapping.get(mapping) ?? 0) + Number(rssKb[1]) * 1024);
+  }
+  const top = [...byMapping].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, v]) => `${k} ${mb(v)}`).join(", ");
+  console.error(`${contender}: resident now by mapping: ${top}`);
+  console.error(`${contender}: at peak RSS ${mb(rss)}: heap total ${mb(heapTotal)} (used ${mb(heapUsed)}), external ${mb(external)} (array buffers ${mb(arrayBuffers)}), outside the JS heap and buffers ${mb(rss - heapTotal - external)}`);
+}
+
+/**
+ * BENCH_ALLOC=<dir>: V8's sampling heap profiler over the whole run, collected objects included,
+ * so the profile shows where a contender allocates (what the GC then has to clear), not only
+ * what is alive at the end. Written as <dir>/<contender>-<pid>.heapprofile (DevTools' format).
+ */
+const allocSession = process.env.BENCH_ALLOC ? new inspector.Session() : undefined;
+if (allocSession) {
+  allocSession.connect();
+  allocSession.post("HeapProfiler.startSampling", { samplingInterval: 32_768, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+}
+
+function writeAllocProfile(contender: string): Promise<void> {
+  if (!allocSession) return Promise.resolve();
+  return new Promise((resolve) =>
+    allocSession.post("HeapProfiler.stopSampling", (err, res) => {
+      if (!err) fs.writeFileSync(path.join(process.env.BENCH_ALLOC!, `${contender}-${process.pid}.heapprofile`), JSON.stringify(res.profile));
+      resolve();
+    }),
+  );
+}
+
 /** Sends the result to the parent and exits once it is delivered. */
-export function report(result: Omit<ChildResult, "peakRssMb" | "cpuMs" | "execArgv">): void {
+export async function report(result: Omit<ChildResult, "peakRssMb" | "cpuMs" | "execArgv">): Promise<void> {
   const cpu = process.cpuUsage();
+  await writeAllocProfile(result.contender);
+  printPeakSample(result.contender);
   const full: ChildResult = { ...result, peakRssMb: peakRssMb(), cpuMs: (cpu.user + cpu.system) / 1000, execArgv: process.execArgv };
   if (!process.send) {
     console.log(JSON.stringify(full));

@@ -128,7 +128,7 @@ async function run(config: ChildConfig) {
 }
 
 try {
-  report({ contender: cfg.contender, ...(await run(cfg)), marks });
+  await report({ contender: cfg.contender, ...(await run(cfg)), marks });
 } catch (err) {
   fail(err);
 }

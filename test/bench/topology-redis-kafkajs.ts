@@ -140,7 +140,7 @@ async function handWritten(config: ChildConfig) {
 
 try {
   const result = cfg.contender === "bare" ? await timedConsumer(cfg, () => {}) : await handWritten(cfg);
-  report({ contender: cfg.contender, ...result, marks });
+  await report({ contender: cfg.contender, ...result, marks });
 } catch (err) {
   fail(err);
 }

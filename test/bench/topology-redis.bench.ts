@@ -6,6 +6,12 @@
  *                                          the peak RSS of draining a backlog)
  *   BENCH_SOURCE=max_bytes_per_partition=65536,commit_interval_ms=0   (the topologies' source settings
  *                                          other than the model's defaults; numbers only)
+ *   BENCH_MEM=1                            (each contender prints where its memory is at its peak RSS)
+ *   BENCH_ALLOC=/tmp/alloc                 (each contender writes an allocation profile there)
+ *   KAFKA_CLIENT=platformatic              (the topologies read through @platformatic/kafka)
+ *   BENCH_FROM=src                         (contenders run from the TypeScript sources; by default every
+ *                                          contender runs compiled to JavaScript, as a deployed worker runs
+ *                                          the package's dist/: Node's type stripping alone holds ~30 MB)
  *   NODE_OPTIONS=...                       (reaches every contender; the topologies also get the heap bounds
  *                                          of a worker, lib/cli/worker-heap.ts, that NODE_OPTIONS does not set)
  * Produces N Confluent-framed Avro user events (test/fixtures/schemas/user-event.avsc) on a
@@ -16,7 +22,8 @@
  * after gives the Redis CPU per contender; each result is checked against the producer's
  * aggregates. Needs the stack (npm run stack -- up) and redis-server on the PATH.
  */
-import { fork } from "node:child_process";
+import { fork, spawnSync } from "node:child_process";
+import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
@@ -98,12 +105,35 @@ interface Outcome extends ChildResult {
 /** BENCH_NODE_FLAGS adds flags to every contender, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (not allowed in NODE_OPTIONS). */
 const NODE_FLAGS = ["--disable-warning=TimeoutNegativeWarning", ...(process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean)];
 
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const FROM_SOURCES = process.env.BENCH_FROM === "src";
+/** Compiled contenders (BENCH_FROM unset): under the repository, so their imports resolve to its node_modules. */
+const BUILD = path.join(ROOT, ".bench-build");
+
+/**
+ * Compiles the contenders and the library code they import to JavaScript, as the package's
+ * build does (relative imports rewritten to .js), and copies the Lua scripts the sinks load.
+ */
+function compileContenders(): void {
+  fs.rmSync(BUILD, { recursive: true, force: true });
+  fs.mkdirSync(BUILD, { recursive: true });
+  const config = path.join(BUILD, "tsconfig.json");
+  const files = ["topology-redis-kafkajs.ts", "topology-redis-fleet.ts"].map((f) => path.join(import.meta.dirname, f));
+  fs.writeFileSync(config, JSON.stringify({ extends: path.join(ROOT, "tsconfig.json"), compilerOptions: { noEmit: false, rootDir: ROOT, outDir: BUILD, sourceMap: false }, files, include: [] }));
+  const tsc = spawnSync(process.execPath, [path.join(ROOT, "node_modules/typescript/bin/tsc"), "-p", config], { stdio: "inherit" });
+  if (tsc.status !== 0) throw new Error("compiling the contenders failed");
+  const scripts = "lib/connectors/redis/scripts";
+  fs.mkdirSync(path.join(BUILD, scripts), { recursive: true });
+  for (const f of fs.readdirSync(path.join(ROOT, scripts))) fs.copyFileSync(path.join(ROOT, scripts, f), path.join(BUILD, scripts, f));
+}
+
 function runChild(config: ChildConfig): Promise<ChildResult> {
   const handWritten = config.contender === "bare" || config.contender === "hand";
-  const file = handWritten ? "topology-redis-kafkajs.ts" : "topology-redis-fleet.ts";
+  const name = handWritten ? "topology-redis-kafkajs" : "topology-redis-fleet";
+  const file = FROM_SOURCES ? path.join(import.meta.dirname, `${name}.ts`) : path.join(BUILD, "test/bench", `${name}.js`);
   // A topology runs as `streamfleet run` runs it: with a worker's heap bounds (those the flags and NODE_OPTIONS leave unset).
   const execArgv = handWritten ? NODE_FLAGS : [...NODE_FLAGS, ...missingHeapFlags(NODE_FLAGS, process.env.NODE_OPTIONS)];
-  const child = fork(path.join(import.meta.dirname, file), [], { env: { ...process.env, BENCH_CHILD: JSON.stringify(config) }, execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(file, [], { env: { ...process.env, BENCH_CHILD: JSON.stringify(config) }, execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
   // A contender that stops making progress (a crash loop, a lost record) fails the run instead of hanging it.
   const limitS = 60 + config.records / 2_000;
   const watchdog = setTimeout(() => child.kill("SIGKILL"), limitS * 1000);
@@ -187,6 +217,9 @@ try {
   const expected = await produce();
   console.log(`machine: ${machine()}; ${new Date().toISOString()}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   console.log(`produced ${N.toLocaleString("en-US")} Avro records on ${topic} in ${((performance.now() - t0) / 1000).toFixed(1)} s (${rate(N, performance.now() - t0)}); private redis-server on port ${redisServer.port}`);
+  if (!FROM_SOURCES) compileContenders();
+  console.log(`the topologies' Kafka client: ${process.env.KAFKA_CLIENT ?? "kafkajs (default; KAFKA_CLIENT=platformatic for the other)"}; the hand-written worker: kafkajs`);
+  console.log(`contenders run ${FROM_SOURCES ? "from the TypeScript sources (BENCH_FROM=src)" : "compiled to JavaScript (.bench-build/), as a deployed worker runs dist/"}`);
   console.log(`hand-written: HINCRBY count + HINCRBYFLOAT sum + one Lua call (max score, latest category by event time) per user and batch; no replay guard, DLQ or metrics`);
   const best = new Map<Contender, Outcome>();
   for (let round = 0; round < ROUNDS; round++) {
