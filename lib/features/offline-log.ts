@@ -68,6 +68,9 @@ export function tableDdl(t: OfflineTable): string[] {
   ];
 }
 
+/** Rows from which a write is split over two connections. */
+const SPLIT_FROM = 2_000;
+
 /** Errors that mean "PostgreSQL is not there right now" rather than "this row is wrong". */
 function isOutage(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
@@ -95,8 +98,11 @@ export async function ensureLogTable(client: pg.ClientBase, t: OfflineTable, vie
 }
 
 /**
- * Writes log rows of views to one PostgreSQL database: one multi-row INSERT (arrays
- * unnested server-side, so no parameter limit) per view and call, ON CONFLICT DO NOTHING.
+ * Writes log rows of views to one PostgreSQL database: multi-row INSERTs (arrays unnested
+ * server-side, so no parameter limit), ON CONFLICT DO NOTHING. From 2,000 rows on, a call's
+ * rows go in two halves at once on the pool's two connections: the INSERT is PostgreSQL-bound,
+ * and two backends took 10,000 rows in 112 ms against 182 ms for one (BENCHMARKS.md). Each row
+ * is idempotent on its own, so the halves need no common transaction.
  */
 export class OfflineLogWriter {
   private readonly pool: pg.Pool;
@@ -130,6 +136,13 @@ export class OfflineLogWriter {
 
   /** Records rows of one view; a row already there (a replay) is left as it is. */
   async write(t: OfflineTable, view: string, rows: readonly LogRow[]): Promise<void> {
+    if (rows.length >= SPLIT_FROM) {
+      const half = rows.length >> 1;
+      await Promise.all([this.insert(t, view, rows.slice(0, half)), this.insert(t, view, rows.slice(half))]);
+    } else await this.insert(t, view, rows);
+  }
+
+  private async insert(t: OfflineTable, view: string, rows: readonly LogRow[]): Promise<void> {
     if (rows.length === 0) return;
     const cols: unknown[][] = [[], [], [], [], [], [], [], []];
     for (const r of rows) {

@@ -161,4 +161,17 @@ describeStack("point-in-time retrieval: client, feature server, CLI", () => {
     fs.writeFileSync(rowsFile, "user,at\nu1,not-a-time\n");
     await expect(featuresCommand(args.slice(0, 11), env)).rejects.toThrow(/line 2: expected a timestamp/);
   });
+
+  it("a large flush goes to the log in two halves at once, each row once; replayed, nothing more", async () => {
+    const count = async () => (await pool.query(`SELECT count(*)::int AS n FROM "${scope.pgSchema}".feature_log WHERE view = $1 AND entity = 'bulk'`, [view()])).rows[0].n as number;
+    const bulk = Array.from({ length: 5001 }, (_, i) => makeRecord({ user: "bulk", item: `i${i}`, amount: 1, at: T0 + i }, { topic: "histexp-bulk", offset: String(i) }));
+    for (let round = 0; round < 2; round++) {
+      const b = sink.batch!();
+      b.add(bulk);
+      expect(await b.flush()).toBeUndefined();
+      expect(await count()).toBe(5001);
+    }
+    const [row] = await client.historical(view(), [{ entity: "bulk", t: T0 + 5000 }], ["orders", "last_item", "recent_items"]);
+    expect(row!.features).toEqual({ orders: 5001, last_item: "i5000", recent_items: ["i5000", "i4999"] });
+  });
 });
