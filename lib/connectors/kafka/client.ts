@@ -87,19 +87,35 @@ function* chain(err: unknown, depth = 0): Generator<{ name?: string; type?: stri
   for (const inner of e.errors ?? []) yield* chain(inner, depth + 1);
 }
 
+/** What one link of a client's error chain says: credentials refused, or the broker's error name of a denial. */
+export interface KafkaErrorLink {
+  authFailed: boolean;
+  /** The broker's error name, e.g. TOPIC_AUTHORIZATION_FAILED (only the authorization ones matter). */
+  error?: string;
+}
+
 /**
- * A kafkajs failure that no retry fixes — credentials refused, an ACL denial, a refused
+ * A Kafka failure that no retry fixes — credentials refused, an ACL denial, a refused
  * certificate — as one SfError naming the connection, the principal and `resource` (the
- * topics or group asked for); undefined for anything else (outages stay retriable).
+ * topics or group asked for); undefined for anything else (outages stay retriable). Each
+ * client walks its own error chain; `read` says what a link of it means.
  */
-export function kafkaSecurityError(err: unknown, connections: Connections, name: string, resource: { topics?: string[]; group?: string } = {}): SfError | undefined {
+export function securityErrorOf<E extends object>(
+  err: unknown,
+  links: Iterable<E>,
+  read: (link: E) => KafkaErrorLink,
+  connections: Connections,
+  name: string,
+  resource: { topics?: string[]; group?: string } = {},
+): SfError | undefined {
   const c = kafkaSecured(connections, name);
   const user = connections.get("KAFKA_SASL_USERNAME", name);
-  for (const e of chain(err)) {
-    if (e.name === "KafkaJSSASLAuthenticationError") {
+  for (const e of links) {
+    const link = read(e);
+    if (link.authFailed) {
       return authFailed(err, c, `SASL ${(connections.get("KAFKA_SASL_MECHANISM", name) ?? "").toUpperCase()} authentication failed for user ${user ?? "(none)"}`);
     }
-    const kind = e.type ? DENIED[e.type] : undefined;
+    const kind = link.error ? DENIED[link.error] : undefined;
     if (kind) {
       const what = kind === "topic" ? `topic ${resource.topics?.join(", ") ?? "(unknown)"}` : kind === "consumer group" ? `consumer group ${resource.group ?? "(unknown)"}` : kind;
       return authDenied(err, c, user ? `User:${user}` : "this client", `access to ${what}`);
@@ -108,4 +124,9 @@ export function kafkaSecurityError(err: unknown, connections: Connections, name:
     if (tls) return tls;
   }
   return undefined;
+}
+
+/** `securityErrorOf` for kafkajs's errors. */
+export function kafkaSecurityError(err: unknown, connections: Connections, name: string, resource: { topics?: string[]; group?: string } = {}): SfError | undefined {
+  return securityErrorOf(err, chain(err), (e) => ({ authFailed: e.name === "KafkaJSSASLAuthenticationError", error: e.type }), connections, name, resource);
 }

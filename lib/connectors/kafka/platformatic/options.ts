@@ -1,8 +1,7 @@
 import type { BaseOptions, SASLMechanismValue, Serializers } from "@platformatic/kafka";
 import { SfError } from "../../../errors.ts";
-import { authDenied, authFailed, tlsError } from "../../../runtime/connections.ts";
 import type { Connections } from "../../../runtime/connections.ts";
-import { kafkaSecured } from "../client.ts";
+import { securityErrorOf } from "../client.ts";
 
 /** The Kafka clients a connection can use (`KAFKA_CLIENT`, per connection like every KAFKA_* variable). */
 export type KafkaClientKind = "kafkajs" | "platformatic";
@@ -50,12 +49,6 @@ function toBuffer(data: unknown): Buffer | undefined {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const bufferSerializers: Serializers<any, any, any, any> = { key: toBuffer, value: toBuffer, headerKey: toBuffer, headerValue: toBuffer };
 
-const DENIED: Record<string, string> = {
-  TOPIC_AUTHORIZATION_FAILED: "topic",
-  GROUP_AUTHORIZATION_FAILED: "consumer group",
-  CLUSTER_AUTHORIZATION_FAILED: "cluster",
-  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "transactional id",
-};
 
 /** @platformatic/kafka nests causes in `cause` and `errors` (MultipleErrors). */
 function* chain(err: unknown, depth = 0): Generator<{ code?: unknown; apiId?: unknown }> {
@@ -71,19 +64,12 @@ function* chain(err: unknown, depth = 0): Generator<{ code?: unknown; apiId?: un
  * certificate) as one SfError naming the connection; undefined for anything else.
  */
 export function platformaticSecurityError(err: unknown, connections: Connections, name: string, resource: { topics?: string[]; group?: string } = {}): SfError | undefined {
-  const c = kafkaSecured(connections, name);
-  const user = connections.get("KAFKA_SASL_USERNAME", name);
-  for (const e of chain(err)) {
-    if (e.code === "PLT_KFK_AUTHENTICATION" || e.apiId === "SASL_AUTHENTICATION_FAILED") {
-      return authFailed(err, c, `SASL ${(connections.get("KAFKA_SASL_MECHANISM", name) ?? "").toUpperCase()} authentication failed for user ${user ?? "(none)"}`);
-    }
-    const kind = typeof e.apiId === "string" ? DENIED[e.apiId] : undefined;
-    if (kind) {
-      const what = kind === "topic" ? `topic ${resource.topics?.join(", ") ?? "(unknown)"}` : kind === "consumer group" ? `consumer group ${resource.group ?? "(unknown)"}` : kind;
-      return authDenied(err, c, user ? `User:${user}` : "this client", `access to ${what}`);
-    }
-    const tls = tlsError(e, c);
-    if (tls) return tls;
-  }
-  return undefined;
+  return securityErrorOf(
+    err,
+    chain(err),
+    (e) => ({ authFailed: e.code === "PLT_KFK_AUTHENTICATION" || e.apiId === "SASL_AUTHENTICATION_FAILED", error: typeof e.apiId === "string" ? e.apiId : undefined }),
+    connections,
+    name,
+    resource,
+  );
 }
