@@ -35,6 +35,8 @@ export interface ModelTrainingCompleted {
 
 export interface TrainingReceiverOptions {
   amqpUrl: string;
+  /** amqplib socket options: the TLS CA (and client certificate) of an amqps:// broker. */
+  socketOptions?: Record<string, unknown>;
   queue: string;
   /** Reports the completed event (e.g. produces it to Kafka); a throw retries the request. */
   report: (event: ModelTrainingCompleted) => Promise<void> | void;
@@ -63,7 +65,7 @@ export async function startTrainingReceiver(options: TrainingReceiverOptions): P
   const maxRetries = options.maxRetries ?? 3;
   const train = options.train ?? trainStandIn;
   const log = options.log ?? (() => {});
-  const conn = await amqp.connect(options.amqpUrl, { clientProperties: { connection_name: "streamfleet training receiver" } });
+  const conn = await amqp.connect(options.amqpUrl, { ...options.socketOptions, clientProperties: { connection_name: "streamfleet training receiver" } });
   // Unacked requests return to the queue when the connection drops; a supervisor restarts us.
   conn.on("error", (err: Error) => log({ msg: "amqp connection error", error: err.message }));
   const channel: Channel = await conn.createChannel();

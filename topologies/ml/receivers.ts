@@ -75,16 +75,18 @@ async function declareJobQueue(connections: Connections): Promise<void> {
 export async function startTrainingLoop(options: TrainingLoopOptions): Promise<TrainingLoop> {
   const connections = new Connections(options.env);
   const logger = options.logger.child({ component: "ml-training-receiver" });
-  const user = connections.get("SCHEMA_REGISTRY_USERNAME");
-  const codecs = new SchemaCodecs(connections.require("SCHEMA_REGISTRY_URL"), user ? { username: user, password: connections.require("SCHEMA_REGISTRY_PASSWORD") } : undefined);
+  // SCHEMA_REGISTRY_URL, its credentials and SCHEMA_REGISTRY_CA_FILE, as a worker reads them
+  const codecs = SchemaCodecs.fromConnections(connections);
   const { text, type } = readAvsc(SCHEMA, import.meta.dirname);
   const encode = codecs.encoder(await codecs.register(`${COMPLETED_TOPIC}-value`, text), type);
   await declareJobQueue(connections);
 
   const producer: Producer = createKafka(connections, "default", logger, "streamfleet-ml-training").producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
+  const amqpDefault = amqpTarget(connections, "default");
   const receiver = await startTrainingReceiver({
-    amqpUrl: amqpTarget(connections, "default").url,
+    amqpUrl: amqpDefault.url,
+    socketOptions: amqpDefault.socketOptions,
     queue: TRAINING_QUEUE,
     ...(options.train ? { train: options.train } : {}),
     report: async (event) => {
