@@ -140,9 +140,9 @@ describeSecure("failures on the secured stack say what is wrong and leak nothing
     expect(err.message).toContain(forbidden);
   });
 
-  // Today the fleet starts and kafkajs retries the group coordinator lookup every ~10 s, logging
-  // "Failed to find group coordinator"; /readyz stays 503. The fix belongs in the Kafka source.
-  it.skip("a consumer group the ACLs deny fails at start with SF_ERR_AUTH_DENIED (skipped on kafkajs, the default client: it hides the broker's GROUP_AUTHORIZATION_FAILED behind 'Failed to find group coordinator'; kafka-conformance.test.ts runs this case on @platformatic/kafka)", { timeout: 90_000 }, async () => {
+  // On kafkajs (the default client) too, though its coordinator lookup reports only "Failed to
+  // find group coordinator": the source then asks the broker why (lib/connectors/kafka/group-access.ts).
+  it("a consumer group the ACLs deny fails at start with SF_ERR_AUTH_DENIED naming the group", { timeout: 90_000 }, async () => {
     const dir = writeTopologies([{ name: `sectest-${id}-denied-group`, source: { topics: [source], group: `other.sectest-${id}` }, codec: { value: { type: "json" } }, sinks: [{ type: "null" }], errors: { dlq: { topic: dlq } } }]);
     const err = await startFails(dir);
     expect(err.code).toBe("SF_ERR_AUTH_DENIED");

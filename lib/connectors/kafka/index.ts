@@ -1,4 +1,5 @@
 import type { ConnectorDescriptor } from "../../runtime/contracts.ts";
+import { classifySourceFailures } from "./group-access.ts";
 import { kafkaHealth } from "./health.ts";
 import { KafkaPlatform } from "./platform.ts";
 import { kafkaSink } from "./sink.ts";
@@ -11,5 +12,5 @@ export const kafka = {
   name: "kafka",
   sinks: { kafka: { ...kafkaSink, effect: kafkaEffect } },
   health: kafkaHealth,
-  platform: (connections, logger) => new KafkaPlatform(connections, logger),
+  platform: (connections, logger) => classifySourceFailures(new KafkaPlatform(connections, logger), connections),
 } satisfies ConnectorDescriptor;

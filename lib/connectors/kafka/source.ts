@@ -5,6 +5,7 @@ import type { FetchingSourceOptions } from "../../runtime/source-fetch.ts";
 import { FETCH_DEFAULTS } from "../../topology/model.ts";
 import type { TopologyMetrics } from "../../observability/metrics.ts";
 import { clusterTag } from "./cluster.ts";
+import { findCoordinatorError } from "./group-access.ts";
 
 /** A topology's consumer group: eachBatch, manual resolve, commits only what the runner resolves. */
 export class KafkaSource implements Source {
@@ -15,6 +16,8 @@ export class KafkaSource implements Source {
   private readonly metrics: TopologyMetrics;
   private joined = false;
   private crashed: string | undefined;
+  /** The error of the last crash (what `run` looks at when the first join failed). */
+  private crashError: Error | undefined;
   /** Topics of the last assignment (what `stop` pauses). */
   private assigned: string[] = [];
   /** Batches being handled: `stop` waits for them before leaving the group. */
@@ -55,6 +58,7 @@ export class KafkaSource implements Source {
     this.consumer.on(CRASH, (e) => {
       this.joined = false;
       this.crashed = e.payload.error.message;
+      this.crashError = e.payload.error;
       this.metrics.setReady(false);
       this.logger.error({ err: e.payload.error, restart: e.payload.restart }, "consumer crashed");
     });
@@ -110,6 +114,22 @@ export class KafkaSource implements Source {
         }
       },
     });
+    // kafkajs's run returns once the first join is over, its crash (if any) reported. A group
+    // whose coordinator it could not find may be one the ACLs deny: the broker says which.
+    if (this.crashError?.name === "KafkaJSGroupCoordinatorNotFound") await this.failIfGroupRefused();
+  }
+
+  /**
+   * kafkajs keeps the broker's answer out of "Failed to find group coordinator"; ask the broker
+   * once (group-access.ts) and, when it refuses the group for good (an ACL denial, an invalid
+   * group id), stop with its reason, which the platform's security classifier reads
+   * (group-access.ts `classifySourceFailures`): the group is a setting to fix, not an outage.
+   */
+  private async failIfGroupRefused(): Promise<void> {
+    const refused = await findCoordinatorError(this.kafka, this.options.group);
+    if (!refused || (refused as { retriable?: boolean }).retriable !== false) return;
+    await this.consumer.disconnect().catch(() => {});
+    throw new Error(`consumer group ${this.options.group}: the broker refused it: ${refused.message}`, { cause: refused });
   }
 
   /**
