@@ -1,7 +1,7 @@
-import type { Kafka } from "kafkajs";
+import type { IHeaders, Kafka } from "kafkajs";
 import type { Logger } from "pino";
 import type { ReplayResult } from "../../runtime/contracts.ts";
-import { DLQ_HEADERS } from "./dead-letters.ts";
+import { replayGroups, sendReplayGroups } from "./replay-batch.ts";
 import type { KafkaWriter } from "./writer.ts";
 
 /**
@@ -31,26 +31,8 @@ export async function replayDeadLetters(kafka: Kafka, writer: KafkaWriter, dlqTo
     eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, uncommittedOffsets }) => {
       const high = target.get(batch.partition) ?? 0;
       const messages = batch.messages.filter((m) => Number(m.offset) < high);
-      const byTopic = new Map<string, { key: Buffer | null; value: Buffer | null; headers: Record<string, string> }[]>();
-      for (const m of messages) {
-        const headers: Record<string, string> = {};
-        let source = "";
-        for (const [k, v] of Object.entries(m.headers ?? {})) {
-          const s = Buffer.isBuffer(v) ? v.toString() : String(v);
-          if (k === DLQ_HEADERS.topic) source = s;
-          if (!k.startsWith("sf-")) headers[k] = s;
-        }
-        if (!source) continue;
-        headers["sf-replayed-from"] = `${dlqTopic}/${batch.partition}/${m.offset}`;
-        const list = byTopic.get(source) ?? [];
-        list.push({ key: m.key, value: m.value, headers });
-        byTopic.set(source, list);
-      }
-      for (const [topic, list] of byTopic) {
-        if (!dryRun) await writer.send(topic, list);
-        result.byTopic[topic] = (result.byTopic[topic] ?? 0) + list.length;
-        result.replayed += list.length;
-      }
+      const letters = messages.map((m) => ({ offset: m.offset, key: m.key, value: m.value, headers: headerText(m.headers) }));
+      await sendReplayGroups(writer, replayGroups(dlqTopic, batch.partition, letters), result, dryRun);
       for (const m of messages) resolveOffset(m.offset);
       if (!dryRun) await commitOffsetsIfNecessary(uncommittedOffsets());
       const last = messages[messages.length - 1];
@@ -62,4 +44,11 @@ export async function replayDeadLetters(kafka: Kafka, writer: KafkaWriter, dlqTo
   await consumer.disconnect();
   logger.info({ dlqTopic, ...result }, "dead letters replayed");
   return result;
+}
+
+/** kafkajs's headers (bytes, text or lists of them) as text. */
+function headerText(headers: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) if (v !== undefined) out[k] = Buffer.isBuffer(v) ? v.toString() : String(v);
+  return out;
 }

@@ -2,8 +2,8 @@ import type { Logger } from "pino";
 import type { TopologyMetrics } from "../../../observability/metrics.ts";
 import type { Connections } from "../../../runtime/connections.ts";
 import type { ReplayResult } from "../../../runtime/contracts.ts";
-import { DLQ_HEADERS } from "../dead-letters.ts";
-import type { KafkaWriter, OutMessage } from "../writer.ts";
+import { replayGroups, sendReplayGroups } from "../replay-batch.ts";
+import type { KafkaWriter } from "../writer.ts";
 import { PlatformaticSource } from "./source.ts";
 
 /** A replay is no topology: its source reports to nothing. */
@@ -30,22 +30,8 @@ export async function replayDeadLetters(connections: Connections, name: string, 
   await source.run(async (batch) => {
     const high = ends[batch.partition] ?? 0n;
     const messages = batch.messages.filter((m) => BigInt(m.offset) < high);
-    const byTopic = new Map<string, OutMessage[]>();
-    for (const m of messages) {
-      const source = m.rawHeaders[DLQ_HEADERS.topic];
-      if (!source) continue;
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(m.rawHeaders)) if (!k.startsWith("sf-")) headers[k] = v;
-      headers["sf-replayed-from"] = `${dlqTopic}/${batch.partition}/${m.offset}`;
-      const list = byTopic.get(source) ?? [];
-      list.push({ key: m.rawKey, value: m.rawValue, headers });
-      byTopic.set(source, list);
-    }
-    for (const [topic, list] of byTopic) {
-      if (!dryRun) await writer.send(topic, list);
-      result.byTopic[topic] = (result.byTopic[topic] ?? 0) + list.length;
-      result.replayed += list.length;
-    }
+    const letters = messages.map((m) => ({ offset: m.offset, key: m.rawKey, value: m.rawValue, headers: m.rawHeaders }));
+    await sendReplayGroups(writer, replayGroups(dlqTopic, batch.partition, letters), result, dryRun);
     const last = messages[messages.length - 1];
     if (last) {
       batch.resolveOffset(last.offset);
