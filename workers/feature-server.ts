@@ -1,7 +1,7 @@
 /**
  * The feature server process: `node workers/feature-server.ts`.
  *
- * Environment: REDIS_URL (+ REDIS_USERNAME, REDIS_PASSWORD[_FILE], REDIS_TLS_CA_FILE),
+ * Environment: REDIS_URL, or REDIS_CLUSTER_NODES for a Redis Cluster (+ REDIS_USERNAME, REDIS_PASSWORD[_FILE], REDIS_TLS_CA_FILE),
  * FEATURE_SERVER_TOKEN or FEATURE_SERVER_TOKEN_FILE (required), FEATURE_SERVER_PORT
  * (default 8090), FEATURE_SERVER_KEY_PREFIX (the sinks' key_prefix, default empty),
  * FEATURE_SERVER_MAX_IN_FLIGHT (reads answered at once before 503 + Retry-After, default 256),
@@ -18,7 +18,7 @@ import type { Worker } from "node:cluster";
 import pg from "pg";
 import client from "prom-client";
 import { pgTarget } from "../lib/connectors/postgres/connection.ts";
-import { createRedis } from "../lib/connectors/redis/client.ts";
+import { createRedisClient } from "../lib/connectors/redis/client.ts";
 import { startFeatureServer } from "../lib/features/server.ts";
 import { createLogger } from "../lib/observability/logger.ts";
 import { EngineMetrics } from "../lib/observability/metrics.ts";
@@ -110,7 +110,7 @@ async function main(): Promise<void> {
   }
   const port = Number(process.env.FEATURE_SERVER_PORT ?? 8090);
   // concurrent requests' HMGETs go to Redis in one write (and one read of the replies)
-  const redis = createRedis(connections, "default", { enableAutoPipelining: true });
+  const redis = createRedisClient(connections, "default", { enableAutoPipelining: true });
   await redis.connect();
   const limits = {
     ...(process.env.FEATURE_SERVER_MAX_IN_FLIGHT ? { maxInFlight: Number(process.env.FEATURE_SERVER_MAX_IN_FLIGHT) } : {}),

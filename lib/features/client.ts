@@ -1,6 +1,7 @@
-import type { Redis } from "ioredis";
 import type pg from "pg";
 import { SfError } from "../errors.ts";
+import { isCluster, perNodePipelines } from "../connectors/redis/cluster.ts";
+import type { RedisClient } from "../connectors/redis/cluster.ts";
 import type { HistoricalAsk, LoggedViewDef } from "./historical.ts";
 import { decodeFeatures, fieldsToRead, keys } from "./layout.ts";
 import type { FeatureValue, ViewDef } from "./layout.ts";
@@ -16,8 +17,8 @@ export interface EntityFeatures {
 }
 
 export interface FeatureClientOptions {
-  /** A connected (or lazily connecting) ioredis client; the caller owns it. */
-  redis: Redis;
+  /** A connected (or lazily connecting) ioredis client, or a Redis Cluster client (entity keys in their cluster form); the caller owns it. */
+  redis: RedisClient;
   /** The key_prefix the redis.features sink was given; default "". */
   keyPrefix?: string;
   /** Fixed view definitions; default: read the `sf:v1:views` registry the sink writes. */
@@ -51,8 +52,9 @@ export function chosenNames(view: ViewDef, names?: readonly string[]): string[] 
  * pipeline (one HMGET per entity) and returns values, event times and staleness.
  */
 export class FeatureClient {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly prefix: string;
+  private readonly cluster: boolean;
   private readonly fixed: Map<string, ViewDef> | undefined;
   private readonly refreshMs: number;
   private readonly now: () => number;
@@ -63,6 +65,7 @@ export class FeatureClient {
   constructor(options: FeatureClientOptions) {
     this.redis = options.redis;
     this.prefix = options.keyPrefix ?? "";
+    this.cluster = isCluster(options.redis);
     this.fixed = options.views ? new Map(options.views.map((v) => [v.name, v])) : undefined;
     this.refreshMs = options.viewsRefreshMs ?? 5_000;
     this.now = options.now ?? Date.now;
@@ -116,19 +119,33 @@ export class FeatureClient {
     const wanted = fieldsToRead(view, chosen, asOf);
     if (ids.length === 1) {
       // one entity: a plain HMGET skips the pipeline's bookkeeping (the server's hot path)
-      const values = await this.redis.hmget(keys.entity(this.prefix, view.name, ids[0]!), ...wanted);
+      const values = await this.redis.hmget(this.entityKey(view.name, ids[0]!), ...wanted);
       return [{ id: ids[0]!, found: values.some((v) => v !== null), features: decodeFeatures(view, chosen, values, asOf) }];
     }
-    const p = this.redis.pipeline();
-    for (const id of ids) p.hmget(keys.entity(this.prefix, view.name, id), ...wanted);
-    const results = await p.exec();
-    if (!results) throw new SfError("SF_ERR_SINK_NOT_CONNECTED", "Redis dropped the feature read pipeline");
+    // one pipeline; on a Redis Cluster one per node, sent at once
+    const entityKeys = ids.map((id) => this.entityKey(view.name, id));
+    const results = await perNodePipelines(
+      this.redis,
+      ids.length,
+      (i) => entityKeys[i]!,
+      (p, i) => p.hmget(entityKeys[i]!, ...wanted),
+      async (p) => {
+        const r = await p.exec();
+        if (!r) throw new SfError("SF_ERR_SINK_NOT_CONNECTED", "Redis dropped the feature read pipeline");
+        return r;
+      },
+    );
     return ids.map((id, i) => {
       const [err, reply] = results[i]!;
       if (err) throw err;
       const values = reply as (string | null)[];
       return { id, found: values.some((v) => v !== null), features: decodeFeatures(view, chosen, values, asOf) };
     });
+  }
+
+  /** The hash of entity `id` in view `view`: the key the sink writes on this kind of Redis (single or cluster). */
+  entityKey(view: string, id: string): string {
+    return keys.entity(this.prefix, view, id, this.cluster);
   }
 
   /**

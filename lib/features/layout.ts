@@ -41,8 +41,12 @@ export interface FeatureValue {
 }
 
 export const keys = {
-  /** HASH of one entity's features in one view. */
-  entity: (prefix: string, view: string, id: string) => `${prefix}${NAMESPACE}fv:${view}:${id}`,
+  /**
+   * HASH of one entity's features in one view. On a Redis Cluster the id is a hash tag,
+   * `fv:<view>:{<id>}`, so an entity's hashes (every view's) share one slot while entities
+   * spread over the shards; a single Redis keeps the untagged key (docs/feature-store.md).
+   */
+  entity: (prefix: string, view: string, id: string, cluster = false) => (cluster ? `${prefix}${NAMESPACE}fv:${view}:{${id}}` : `${prefix}${NAMESPACE}fv:${view}:${id}`),
   /** HASH registry of feature views: field = view name, value = ViewDef JSON. */
   views: (prefix: string) => `${prefix}${NAMESPACE}views`,
   /** STRING written by the `redis.cache` sink is user-templated; dedupe and rate-limit keys: */

@@ -2,10 +2,11 @@ import crypto from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type pg from "pg";
 import { SfError } from "../errors.ts";
+import { isCluster, perNodePipelines } from "../connectors/redis/cluster.ts";
+import type { RedisClient } from "../connectors/redis/cluster.ts";
 import type { ErrorCode } from "../errors.ts";
 import { EngineMetrics } from "../observability/metrics.ts";
 import { FeatureClient } from "./client.ts";
@@ -18,8 +19,8 @@ import { readPlan } from "./read-plan.ts";
 import type { ReadPlan } from "./read-plan.ts";
 
 export interface FeatureServerOptions {
-  /** ioredis client; the server does not close it. `enableAutoPipelining` lets concurrent GETs share one write to Redis. */
-  redis: Redis;
+  /** ioredis client (or Cluster client); the server does not close it. `enableAutoPipelining` lets concurrent GETs share one write to Redis. */
+  redis: RedisClient;
   /** Bearer token every /v1 request must carry. */
   token: string;
   /** Port to listen on; 0 picks a free one. Default 8090. */
@@ -40,7 +41,9 @@ export interface FeatureServerOptions {
   /**
    * How a POSTed batch reads Redis: "script" (default) one EVALSHA that HMGETs every entity and
    * answers one flat array; "pipeline" one pipeline of an HMGET per entity, for a Redis where
-   * scripts are not allowed (the server also switches to it by itself on NOPERM).
+   * scripts are not allowed (the server also switches to it by itself on NOPERM). On a Redis
+   * Cluster always "pipeline", one per node (a script's keys must share one slot, and a batch's
+   * entities are spread over all of them).
    */
   batchRead?: "script" | "pipeline";
   /** What GET /metrics answers; default the text of `metrics.registry` (a cluster worker asks its primary for every process's). */
@@ -122,14 +125,15 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
   }
   async function hmgetOne(p: ReadPlan, t: Target): Promise<string> {
     const asOf = Date.now();
-    const reply = await redis.hmget(`${prefix}sf:v1:fv:${p.view.name}:${t.id}`, ...p.fields(asOf));
+    const reply = await redis.hmget(cluster ? features.entityKey(p.view.name, t.id) : `${prefix}sf:v1:fv:${p.view.name}:${t.id}`, ...p.fields(asOf));
     return p.entityJson(t.id, reply, asOf, 0, `{"view":${p.viewJson},`);
   }
 
   // A batch is one command: EVALSHA of BATCH_SCRIPT (EVAL when Redis has not cached it yet) with
   // every entity key, answering one flat array; or, with batchRead "pipeline" (or when the Redis
   // user may not run scripts), one pipeline of an HMGET per entity.
-  let batchRead = options.batchRead ?? "script";
+  const cluster = isCluster(redis);
+  let batchRead = cluster ? "pipeline" : (options.batchRead ?? "script");
   async function readFlat(keys: string[], wanted: readonly string[]): Promise<(string | null)[]> {
     const args = [...keys, ...wanted];
     try {
@@ -140,10 +144,17 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
     }
   }
   async function readPipelined(keys: string[], wanted: readonly string[]): Promise<(string | null)[]> {
-    const pipe = redis.pipeline();
-    for (const key of keys) pipe.hmget(key, ...wanted);
-    const results = await pipe.exec();
-    if (!results) throw new SfError("SF_ERR_SINK_NOT_CONNECTED", "Redis dropped the feature read pipeline");
+    const results = await perNodePipelines(
+      redis,
+      keys.length,
+      (i) => keys[i]!,
+      (pipe, i) => pipe.hmget(keys[i]!, ...wanted),
+      async (pipe) => {
+        const r = await pipe.exec();
+        if (!r) throw new SfError("SF_ERR_SINK_NOT_CONNECTED", "Redis dropped the feature read pipeline");
+        return r;
+      },
+    );
     const flat: (string | null)[] = [];
     for (const [err, reply] of results) {
       if (err) throw err;
@@ -158,7 +169,7 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
     const asOf = Date.now();
     const wanted = p.fields(asOf);
     const base = `${prefix}sf:v1:fv:${p.view.name}:`;
-    const keys = ids.map((id) => base + id);
+    const keys = cluster ? ids.map((id) => features.entityKey(p.view.name, id)) : ids.map((id) => base + id);
     let flat: (string | null)[];
     if (batchRead === "script") {
       try {

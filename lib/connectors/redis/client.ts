@@ -1,8 +1,12 @@
-import { Redis } from "ioredis";
-import type { RedisOptions } from "ioredis";
+import { Cluster, Redis } from "ioredis";
+import type { ChainableCommander, RedisOptions } from "ioredis";
 import { SfError } from "../../errors.ts";
 import { authDenied, authFailed, redactUrl, tlsError } from "../../runtime/connections.ts";
 import type { Connections, SecuredConnection } from "../../runtime/connections.ts";
+import { isClusterRedirect, perNodePipelines } from "./cluster.ts";
+import type { RedisClient } from "./cluster.ts";
+
+export type { RedisClient } from "./cluster.ts";
 
 /**
  * Builds an ioredis client for a named connection. Settings come from the environment
@@ -36,6 +40,54 @@ export function createRedis(connections: Connections, name = "default", extra: R
   return client;
 }
 
+/**
+ * The client of connection `name` for the feature store, caches, publish and the Redis steps:
+ * a Redis Cluster client (ioredis `Cluster`) when REDIS_CLUSTER_NODES[__NAME] names its seed
+ * nodes (`host:port,host:port`; any node answers with the slot map), else `createRedis`'s.
+ * Credentials and TLS come from the same variables (REDIS_USERNAME, REDIS_PASSWORD(_FILE),
+ * REDIS_TLS_CA_FILE, which turns TLS on), for every node.
+ */
+export function createRedisClient(connections: Connections, name = "default", extra: RedisOptions = {}): RedisClient {
+  const nodes = connections.get("REDIS_CLUSTER_NODES", name);
+  if (nodes === undefined) return createRedis(connections, name, extra);
+  const variable = connections.variable("REDIS_CLUSTER_NODES", name);
+  const seeds = nodes.split(",").map((s) => s.trim()).filter(Boolean).map((s) => {
+    const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(s);
+    if (!m) throw new SfError("SF_ERR_CONFIG_MISSING", `${variable} is a comma-separated list of host:port, got an entry ${JSON.stringify(s.replace(/\/\/.*@/, "//***@"))}`);
+    return { host: m[1]!, port: Number(m[2]) };
+  });
+  if (seeds.length === 0) throw new SfError("SF_ERR_CONFIG_MISSING", `${variable} names no node (expected host:port,host:port)`);
+  const username = connections.get("REDIS_USERNAME", name);
+  const password = connections.get("REDIS_PASSWORD", name);
+  const ca = connections.file("REDIS_TLS_CA_FILE", name);
+  const { enableAutoPipelining, retryStrategy, ...nodeOptions } = extra;
+  const client = new Cluster(seeds, {
+    lazyConnect: true,
+    // give up on a start-up or reconnect as a single client does: the core retries whole batches
+    clusterRetryStrategy: retryStrategy === undefined ? (times) => Math.min(times * 200, 2_000) : (times) => retryStrategy?.(times) ?? null,
+    // a failover or resharding: commands wait for the new slot map rather than fail at once
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 200,
+    retryDelayOnTryAgain: 200,
+    slotsRefreshTimeout: 2_000,
+    ...(enableAutoPipelining ? { enableAutoPipelining } : {}),
+    redisOptions: {
+      connectTimeout: 5_000,
+      maxRetriesPerRequest: 2,
+      ...(username ? { username } : {}),
+      ...(password ? { password } : {}),
+      ...(ca ? { tls: { ca } } : {}),
+      ...nodeOptions,
+    },
+  });
+  const target = `redis cluster ${seeds.map((s) => `${s.host}:${s.port}`).join(",")}`;
+  client.on("error", (err: Error) => Object.defineProperty(client, "sfLastError", { value: err, configurable: true, enumerable: false }));
+  client.on("node error", (err: Error) => Object.defineProperty(client, "sfLastError", { value: err, configurable: true, enumerable: false }));
+  Object.defineProperty(client, "sfTarget", { value: target, enumerable: false });
+  Object.defineProperty(client, "sfSecured", { value: { ...redisSecured(connections, name, "redis://cluster", username), target }, enumerable: false });
+  return client;
+}
+
 /** How connection `name` is secured, for error messages (variable names, never values). */
 export function redisSecured(connections: Connections, name: string, url: string, username: string | undefined): SecuredConnection & { user: string } {
   const v = (variable: string) => connections.variable(variable, name);
@@ -61,7 +113,7 @@ export function redisSecurityError(err: unknown, secured: (SecuredConnection & {
   return tlsError(err, secured);
 }
 
-function securedOf(client: Redis): (SecuredConnection & { user: string }) | undefined {
+function securedOf(client: RedisClient): (SecuredConnection & { user: string }) | undefined {
   return (client as unknown as { sfSecured?: SecuredConnection & { user: string } }).sfSecured;
 }
 
@@ -70,7 +122,7 @@ function securedOf(client: Redis): (SecuredConnection & { user: string }) | unde
  * (WRONGPASS, NOPERM, a refused certificate) or, when it only says the connection is closed or
  * not ready, the client's last error event (a refused login reaches callers only that way).
  */
-export function clientSecurityError(err: unknown, client: Redis): SfError | undefined {
+export function clientSecurityError(err: unknown, client: RedisClient): SfError | undefined {
   const lastError = (client as unknown as { sfLastError?: Error }).sfLastError;
   const closed = /Connection is closed|Redis connection is /.test(err instanceof Error ? err.message : "");
   return redisSecurityError(err, securedOf(client)) ?? (closed ? redisSecurityError(lastError, securedOf(client)) : undefined);
@@ -82,7 +134,7 @@ function isDenied(err: Error): boolean {
 }
 
 /** The URL of a client without its password, for logs and error messages. */
-export function describeTarget(client: Redis): string {
+export function describeTarget(client: RedisClient): string {
   return (client as unknown as { sfTarget?: string }).sfTarget ?? "redis";
 }
 
@@ -96,11 +148,11 @@ export function isReplyError(err: unknown): boolean {
  * that is not the server's answer (refused, reset, timeout, closed, max retries) is
  * SF_ERR_SINK_NOT_CONNECTED (retriable), so the core backs off and retries the batch.
  */
-export function toSfError(err: unknown, client: Redis, where: string): SfError {
+export function toSfError(err: unknown, client: RedisClient, where: string): SfError {
   if (err instanceof SfError) return err;
   const security = clientSecurityError(err, client);
   if (security) return security;
-  if (isReplyError(err)) {
+  if (isReplyError(err) && !isClusterRedirect(err)) {
     return new SfError("SF_ERR_SINK_REJECTED", `Redis at ${describeTarget(client)} refused a command: ${(err as Error).message}`, { cause: err, where });
   }
   const reason = err instanceof Error ? err.message : String(err);
@@ -108,7 +160,7 @@ export function toSfError(err: unknown, client: Redis, where: string): SfError {
 }
 
 /** Connects a lazy client (once); maps a failure to SF_ERR_SINK_NOT_CONNECTED. */
-export async function ensureConnected(client: Redis, where: string): Promise<void> {
+export async function ensureConnected(client: RedisClient, where: string): Promise<void> {
   if (client.status === "ready" || client.status === "connect" || client.status === "connecting" || client.status === "reconnecting") return;
   try {
     await client.connect();
@@ -118,7 +170,7 @@ export async function ensureConnected(client: Redis, where: string): Promise<voi
 }
 
 /** A pipeline's results: throws once for a connection failure; returns per-command errors. */
-export async function execPipeline(client: Redis, pipeline: ReturnType<Redis["pipeline"]>, where: string): Promise<Array<[Error | null, unknown]>> {
+export async function execPipeline(client: RedisClient, pipeline: ChainableCommander, where: string): Promise<Array<[Error | null, unknown]>> {
   let results: Array<[Error | null, unknown]> | null;
   try {
     results = await pipeline.exec();
@@ -126,12 +178,22 @@ export async function execPipeline(client: Redis, pipeline: ReturnType<Redis["pi
     throw toSfError(err, client, where);
   }
   if (!results) throw new SfError("SF_ERR_SINK_NOT_CONNECTED", `Redis at ${describeTarget(client)} dropped a pipeline; the batch will be retried`, { where });
-  for (const [err] of results) if (err && (!isReplyError(err) || isDenied(err))) throw toSfError(err, client, where);
+  // a cluster's MOVED/TRYAGAIN/CLUSTERDOWN (a failover, a resharding) is no record's fault: the batch is retried
+  for (const [err] of results) if (err && (!isReplyError(err) || isDenied(err) || isClusterRedirect(err))) throw toSfError(err, client, where);
   return results;
 }
 
+/**
+ * Commands 0..count-1 as pipelines (`add` queues command i): one pipeline on a single Redis; on
+ * a cluster one per node serving `keyOf(i)` (undefined: any node), sent at once. Results in
+ * command order; a connection failure on any node throws for the whole batch (retried whole).
+ */
+export function execPerNode(client: RedisClient, count: number, keyOf: (i: number) => string | undefined, add: (p: ChainableCommander, i: number) => void, where: string): Promise<Array<[Error | null, unknown]>> {
+  return perNodePipelines(client, count, keyOf, add, (p) => execPipeline(client, p, where));
+}
+
 /** open/close shared by the Redis steps (a client the step created is closed with it). */
-export function redisStepLifecycle(redis: Redis, owned: boolean, where: string): { open(): Promise<void>; close(): Promise<void> } {
+export function redisStepLifecycle(redis: RedisClient, owned: boolean, where: string): { open(): Promise<void>; close(): Promise<void> } {
   return {
     async open() {
       await ensureConnected(redis, where);
@@ -146,7 +208,7 @@ export function redisStepLifecycle(redis: Redis, owned: boolean, where: string):
  * close/health shared by the Redis sinks: a client the component created is closed with it;
  * one handed in (tests, shared clients) is left to its owner.
  */
-export function redisLifecycle(redis: Redis, owned: boolean, where: string): { close(): Promise<void>; health(): Promise<void> } {
+export function redisLifecycle(redis: RedisClient, owned: boolean, where: string): { close(): Promise<void>; health(): Promise<void> } {
   return {
     async close() {
       if (owned) redis.disconnect();

@@ -320,11 +320,14 @@ export class BatchLog {
   private readonly scratch: { id: string; t: number; any: boolean; values: unknown[] }[];
   private wmOrigin: RecordOrigin | undefined;
   private wmField = "";
+  /** Entity keys in their Redis Cluster form (the id a hash tag). */
+  private readonly cluster: boolean;
 
-  constructor(views: readonly CompiledView[], prefix: string, exact: boolean) {
+  constructor(views: readonly CompiledView[], prefix: string, exact: boolean, cluster = false) {
     this.views = views;
     this.prefix = prefix;
     this.exact = exact;
+    this.cluster = cluster;
     this.byView = views.map(() => new Map());
     this.scratch = views.map((v) => ({ id: "", t: 0, any: false, values: new Array<unknown>(v.contribute.length).fill(undefined) }));
   }
@@ -359,7 +362,7 @@ export class BatchLog {
       const mapKey = wm === this.wmField ? s.id : `${s.id}\u0000${wm}`;
       let part = parts.get(mapKey);
       if (part === undefined) {
-        const key = keys.entity(this.prefix, views[v]!.def.name, s.id);
+        const key = keys.entity(this.prefix, views[v]!.def.name, s.id, this.cluster);
         part = this.exact ? new ExactEntity(this, views[v]!, key, wm) : new FoldedEntity(this, views[v]!, key, wm);
         parts.set(mapKey, part);
       }

@@ -1,15 +1,16 @@
 import type { Connections } from "../../runtime/connections.ts";
-import { createRedis, toSfError } from "./client.ts";
+import { createRedisClient, toSfError } from "./client.ts";
 
 /**
  * Checks that the default Redis connection answers PING within the caller's deadline;
  * throws SF_ERR_SINK_NOT_CONNECTED with the (password-free) address otherwise. Passes when
- * REDIS_URL is not set: /readyz checks every registered connector, and a worker without
- * a Redis URL does not use this one.
+ * neither REDIS_URL nor REDIS_CLUSTER_NODES is set: /readyz checks every registered connector,
+ * and a worker without a Redis address does not use this one. A cluster is ready once its
+ * slot map is loaded and a node answers.
  */
 export async function redisHealth(connections: Connections, signal: AbortSignal, name = "default"): Promise<void> {
-  if (connections.get("REDIS_URL", name) === undefined) return;
-  const redis = createRedis(connections, name, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+  if (connections.get("REDIS_URL", name) === undefined && connections.get("REDIS_CLUSTER_NODES", name) === undefined) return;
+  const redis = createRedisClient(connections, name, { maxRetriesPerRequest: 0, retryStrategy: () => null });
   const abort = () => redis.disconnect();
   signal.addEventListener("abort", abort, { once: true });
   try {

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
-import type { ChainableCommander, Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
+import type { RedisClient } from "./cluster.ts";
 
 /** The Lua scripts of this connector: one file per operation under scripts/, each with a KEYS/ARGV/returns header. */
 /** `keys: null`: a variable number of keys, passed first as numkeys. */
@@ -42,8 +43,8 @@ const DEFINED = Symbol("sfScriptsDefined");
  * Defines every script on a client once (ioredis then sends EVALSHA, and loads the script
  * with SCRIPT LOAD ahead of a pipeline that needs it, so NOSCRIPT never reaches a batch).
  */
-export function defineScripts(client: Redis): void {
-  const c = client as Redis & { [DEFINED]?: true };
+export function defineScripts(client: RedisClient): void {
+  const c = client as RedisClient & { [DEFINED]?: true };
   if (c[DEFINED]) return;
   for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
     const keys = SCRIPTS[name].keys;
@@ -53,7 +54,7 @@ export function defineScripts(client: Redis): void {
 }
 
 /** The one typed way to call a script, on a client or inside a pipeline. */
-export function callScript<N extends ScriptName>(target: Redis | ChainableCommander, name: N, keys: ScriptArgs[N]["keys"], args: ScriptArgs[N]["args"]): unknown {
+export function callScript<N extends ScriptName>(target: RedisClient | ChainableCommander, name: N, keys: ScriptArgs[N]["keys"], args: ScriptArgs[N]["args"]): unknown {
   const fn = (target as unknown as Record<string, (...a: Array<string | number>) => unknown>)[`sf_${name}`];
   if (!fn) throw new Error(`script ${name} is not defined on this client; call defineScripts first`);
   return SCRIPTS[name].keys === null ? fn.call(target, keys.length, ...keys, ...args) : fn.call(target, ...keys, ...args);

@@ -1,9 +1,10 @@
-import type { Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
 import { SfError } from "../../errors.ts";
 import { writeAsOneBatch } from "../../runtime/sink-batch.ts";
 import { compilePredicate } from "../../topology/predicate.ts";
 import type { ComponentContext, ComponentSpec, RecordOrigin, Sink, SinkBatch, SinkFailure } from "../../runtime/contracts.ts";
-import { createRedis, ensureConnected, execPipeline, redisLifecycle } from "./client.ts";
+import { createRedisClient, ensureConnected, execPerNode, redisLifecycle } from "./client.ts";
+import type { RedisClient } from "./client.ts";
 import { cacheSinkSchema } from "./config.ts";
 import type { CacheSinkConfig } from "./config.ts";
 import { compileKey } from "./keys.ts";
@@ -29,8 +30,8 @@ interface LastWrite {
  * collapsed to its last word per key (records are taken in partition order) and written
  * once, one pipeline, before the commit: a replayed batch ends in the same state.
  */
-export function createCacheSink(config: CacheSinkConfig, ctx: ComponentContext, client?: Redis): Sink {
-  const redis = client ?? createRedis(ctx.connections, config.connection);
+export function createCacheSink(config: CacheSinkConfig, ctx: ComponentContext, client?: RedisClient): Sink {
+  const redis = client ?? createRedisClient(ctx.connections, config.connection);
   const key = compileKey(config.key);
   const isDelete = config.delete_when ? compilePredicate(config.delete_when) : () => false;
   const metrics = redisMetrics(ctx.metrics);
@@ -61,15 +62,16 @@ export function createCacheSink(config: CacheSinkConfig, ctx: ComponentContext, 
       async flush() {
         if (last.size === 0) return;
         await ensureConnected(redis, ctx.component);
-        const p = redis.pipeline();
-        const origins: RecordOrigin[] = [];
-        for (const [k, w] of last) {
+        // one pipeline (on a Redis Cluster one per node, sent at once)
+        const writes = [...last];
+        const origins: RecordOrigin[] = writes.map(([, w]) => w.origin);
+        const add = (p: ChainableCommander, i: number) => {
+          const [k, w] = writes[i]!;
           if (w.value === undefined) p.del(prefix + k);
           else if (ttl) p.set(prefix + k, JSON.stringify(pick(w.value, fields)), "EX", ttl);
           else p.set(prefix + k, JSON.stringify(pick(w.value, fields)));
-          origins.push(w.origin);
-        }
-        const results = await timed(metrics, ctx.topology, "cache", () => execPipeline(redis, p, ctx.component));
+        };
+        const results = await timed(metrics, ctx.topology, "cache", () => execPerNode(redis, writes.length, (i) => prefix + writes[i]![0], add, ctx.component));
         const failed: SinkFailure[] = [];
         results.forEach(([err], i) => {
           if (err) failed.push({ origin: origins[i]!, error: new SfError("SF_ERR_SINK_RECORD_INVALID", `Redis refused the cache write: ${err.message}`, { where: ctx.component }) });

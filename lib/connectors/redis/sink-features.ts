@@ -1,10 +1,11 @@
-import type { Redis } from "ioredis";
 import { SfError } from "../../errors.ts";
 import { writeAsOneBatch } from "../../runtime/sink-batch.ts";
 import type { ComponentContext, ComponentSpec, RecordOrigin, Sink, SinkBatch, SinkFailure } from "../../runtime/contracts.ts";
 import { keys } from "../../features/layout.ts";
 import { offlineRecorder } from "../../features/offline-recorder.ts";
-import { createRedis, ensureConnected, execPipeline, redisLifecycle } from "./client.ts";
+import { createRedisClient, ensureConnected, execPerNode, execPipeline, redisLifecycle } from "./client.ts";
+import type { RedisClient } from "./client.ts";
+import { isCluster, keySlot } from "./cluster.ts";
 import { featuresSinkSchema } from "./config.ts";
 import type { FeaturesSinkConfig } from "./config.ts";
 import { BatchLog, compileView, encodeUpdate, ExactEntity, viewHeader } from "./feature-log.ts";
@@ -47,8 +48,10 @@ function invalid(origin: RecordOrigin, message: string, where: string): SinkFail
  * watermark: the flush asks for the batch again in exact mode (SF_ERR_SINK_REPLAY_OVERLAP),
  * which keeps every record's contributions and sends only those after it.
  */
-export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentContext, client?: Redis): Sink {
-  const redis = client ?? createRedis(ctx.connections, config.connection);
+export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentContext, client?: RedisClient): Sink {
+  const redis = client ?? createRedisClient(ctx.connections, config.connection);
+  // on a Redis Cluster: entity keys hash-tagged, a script's entities all in one slot, a pipeline per node
+  const cluster = isCluster(redis);
   defineScripts(redis);
   const views = config.views.map(compileView);
   const headers = new Map(views.map((v) => [v, viewHeader(v.def)]));
@@ -71,19 +74,45 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
     registered = true;
   }
 
-  function pipelineOf(chunks: Update[][]): ReturnType<Redis["pipeline"]> {
-    const p = redis.pipeline();
-    for (const chunk of chunks) {
-      const args = headers.get(chunk[0]!.parts[0]!.view)!.slice();
-      const entityKeys: string[] = [];
-      for (const u of chunk) {
-        entityKeys.push(u.parts[0]!.key);
-        args.push(u.args.length + 1);
-        for (const a of u.args) args.push(a);
-      }
-      callScript(p, "featuresApply", entityKeys, args);
+  /** One features-apply.lua call per chunk, in one pipeline (on a cluster: one per node); results in chunk order. */
+  function execChunks(chunks: Update[][]): Promise<Array<[Error | null, unknown]>> {
+    return execPerNode(
+      redis,
+      chunks.length,
+      (c) => chunks[c]![0]!.parts[0]!.key,
+      (p, c) => {
+        const chunk = chunks[c]!;
+        const args = headers.get(chunk[0]!.parts[0]!.view)!.slice();
+        const entityKeys: string[] = [];
+        for (const u of chunk) {
+          entityKeys.push(u.parts[0]!.key);
+          args.push(u.args.length + 1);
+          for (const a of u.args) args.push(a);
+        }
+        callScript(p, "featuresApply", entityKeys, args);
+      },
+      ctx.component,
+    );
+  }
+
+  /** Chunks of at most CHUNK updates of one view; on a cluster also of one slot (a script's KEYS must share one). */
+  function chunksOf(mine: Update[], chunks: Update[][]): void {
+    if (!cluster) {
+      for (let i = 0; i < mine.length; i += CHUNK) chunks.push(mine.slice(i, i + CHUNK));
+      return;
     }
-    return p;
+    const bySlot = new Map<number, Update[]>();
+    for (const u of mine) {
+      const slot = keySlot(u.parts[0]!.key);
+      const list = bySlot.get(slot);
+      if (!list) bySlot.set(slot, [u]);
+      else if (list.length < CHUNK) list.push(u);
+      else {
+        chunks.push(list);
+        bySlot.set(slot, [u]);
+      }
+    }
+    for (const list of bySlot.values()) chunks.push(list);
   }
 
   const alone = (part: EntityPart): Update => ({ parts: [part], ...encodeUpdate([part]) });
@@ -94,9 +123,9 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
     const chunks: Update[][] = [];
     for (const v of views) {
       const mine = views.length === 1 ? updates : updates.filter((u) => u.parts[0]!.view === v);
-      for (let i = 0; i < mine.length; i += CHUNK) chunks.push(mine.slice(i, i + CHUNK));
+      chunksOf(mine, chunks);
     }
-    const results = await timed(metrics, ctx.topology, "features", () => execPipeline(redis, pipelineOf(chunks), ctx.component));
+    const results = await timed(metrics, ctx.topology, "features", () => execChunks(chunks));
     appliedAt = ctx.now();
     const again: Update[] = [];
     const single: Update[][] = [];
@@ -107,7 +136,7 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
       (res as Array<number | string>).forEach((r, i) => settle(chunk[i]!, r, again, outcomes));
     });
     if (single.length) {
-      const replies = await execPipeline(redis, pipelineOf(single), ctx.component);
+      const replies = await execChunks(single);
       appliedAt = ctx.now();
       replies.forEach(([err, res], i) => (err ? refuse(single[i]![0]!, err, outcomes) : settle(single[i]![0]!, (res as Array<number | string>)[0]!, again, outcomes)));
     }
@@ -203,7 +232,7 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
   }
 
   function batch(options?: { exact?: boolean }): SinkBatch {
-    const log = new BatchLog(views, prefix, options?.exact ?? false);
+    const log = new BatchLog(views, prefix, options?.exact ?? false, cluster);
     return {
       add(records) {
         const failed: SinkFailure[] = [];

@@ -1,8 +1,8 @@
-import type { Redis } from "ioredis";
 import { SfError } from "../../errors.ts";
 import { compileValue } from "../../topology/template.ts";
 import type { ComponentContext, ComponentSpec, RecordFailure, Sink, StreamRecord } from "../../runtime/contracts.ts";
-import { createRedis, ensureConnected, execPipeline, redisLifecycle } from "./client.ts";
+import { createRedisClient, ensureConnected, execPipeline, redisLifecycle } from "./client.ts";
+import type { RedisClient } from "./client.ts";
 import { publishSinkSchema } from "./config.ts";
 import type { PublishSinkConfig } from "./config.ts";
 import { compileKey } from "./keys.ts";
@@ -18,9 +18,11 @@ const CHUNK = 500;
  * ~10 µs of Node CPU each; a script call ~2 µs per message), all calls in one pipeline.
  * Pub/sub has no delivery log: a retried batch publishes again, so subscribers that must
  * not see a message twice map the record id into it (`fields: { id: "{$id}", ... }`).
+ * On a Redis Cluster the script names no key: the pipeline goes to one node, which relays
+ * every message to all nodes (classic pub/sub), so subscribers may listen on any node.
  */
-export function createPublishSink(config: PublishSinkConfig, ctx: ComponentContext, client?: Redis): Sink {
-  const redis = client ?? createRedis(ctx.connections, config.connection);
+export function createPublishSink(config: PublishSinkConfig, ctx: ComponentContext, client?: RedisClient): Sink {
+  const redis = client ?? createRedisClient(ctx.connections, config.connection);
   const channel = compileKey(config.channel);
   const mapping = config.fields ? Object.entries(config.fields).map(([k, v]) => [k, compileValue(v)] as const) : undefined;
   const message = (r: StreamRecord): string => {

@@ -1,9 +1,10 @@
-import type { ChainableCommander, Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
 import { SfError } from "../../errors.ts";
 import type { ComponentContext, ComponentSpec, RecordFailure, Step, StreamRecord, VerifyIssue } from "../../runtime/contracts.ts";
 import { FeatureClient } from "../../features/client.ts";
 import { bucketStart, keys } from "../../features/layout.ts";
-import { createRedis, ensureConnected, execPipeline, redisStepLifecycle, toSfError } from "./client.ts";
+import { createRedisClient, ensureConnected, execPerNode, redisStepLifecycle, toSfError } from "./client.ts";
+import type { RedisClient } from "./client.ts";
 import { dedupeStepSchema, enrichStepSchema, rateLimitStepSchema } from "./config.ts";
 import type { DedupeStepConfig, EnrichStepConfig, RateLimitStepConfig } from "./config.ts";
 import { compileKey } from "./keys.ts";
@@ -26,8 +27,8 @@ function parseJson(text: string | null): unknown {
 }
 
 /** Reads a cached entity or a view's features for every record of the batch in one pipeline. */
-export function createEnrichStep(config: EnrichStepConfig, ctx: ComponentContext, client?: Redis): Step {
-  const redis = client ?? createRedis(ctx.connections, config.connection);
+export function createEnrichStep(config: EnrichStepConfig, ctx: ComponentContext, client?: RedisClient): Step {
+  const redis = client ?? createRedisClient(ctx.connections, config.connection);
   const key = compileKey((config.cache ?? config.key)!);
   const features = config.view ? new FeatureClient({ redis, keyPrefix: config.key_prefix, now: ctx.now }) : undefined;
   const metrics = redisMetrics(ctx.metrics);
@@ -41,9 +42,7 @@ export function createEnrichStep(config: EnrichStepConfig, ctx: ComponentContext
       for (const row of rows) if (row.found) found.set(row.id, Object.fromEntries(Object.entries(row.features).map(([n, f]) => [n, f.value])));
       return found;
     }
-    const p = redis.pipeline();
-    for (const k of ks) p.get(config.key_prefix + k);
-    const results = await execPipeline(redis, p, ctx.component);
+    const results = await execPerNode(redis, ks.length, (i) => config.key_prefix + ks[i]!, (p, i) => p.get(config.key_prefix + ks[i]!), ctx.component);
     ks.forEach((k, i) => found.set(k, parseJson(results[i]![1] as string | null)));
     return found;
   }
@@ -75,26 +74,31 @@ export function createEnrichStep(config: EnrichStepConfig, ctx: ComponentContext
 }
 
 /**
- * One claim script per record, in one pipeline: `claim` queues it (false: the record has no
- * key and passes). Returns the indexes of the records whose claim the script refused (0).
+ * One claim script per record, in one pipeline (on a Redis Cluster one per node): `claim`
+ * names the record's key (undefined: the record has no key and passes) and `queue` queues its
+ * script. Returns the indexes of the records whose claim the script refused (0).
  */
 async function refusedClaims(
-  redis: Redis,
+  redis: RedisClient,
   ctx: ComponentContext,
   metrics: ReturnType<typeof redisMetrics>,
   op: string,
   records: readonly StreamRecord[],
-  claim: (p: ChainableCommander, r: StreamRecord) => boolean,
+  claim: (r: StreamRecord) => string | undefined,
+  queue: (p: ChainableCommander, key: string, r: StreamRecord) => void,
 ): Promise<Set<number>> {
   await ensureConnected(redis, ctx.component);
-  const p = redis.pipeline();
   const checked: number[] = [];
+  const claimed: string[] = [];
   records.forEach((r, i) => {
-    if (claim(p, r)) checked.push(i);
+    const k = claim(r);
+    if (k === undefined) return;
+    checked.push(i);
+    claimed.push(k);
   });
   const refused = new Set<number>();
   if (checked.length === 0) return refused;
-  const results = await timed(metrics, ctx.topology, op, () => execPipeline(redis, p, ctx.component));
+  const results = await timed(metrics, ctx.topology, op, () => execPerNode(redis, claimed.length, (j) => claimed[j]!, (p, j) => queue(p, claimed[j]!, records[checked[j]!]!), ctx.component));
   results.forEach(([err, res], j) => {
     if (err) throw toSfError(err, redis, ctx.component);
     if (res === 0) refused.add(checked[j]!);
@@ -103,8 +107,8 @@ async function refusedClaims(
 }
 
 /** Drops a record whose dedupe key was claimed by another record within the window. */
-export function createDedupeStep(config: DedupeStepConfig, ctx: ComponentContext, client?: Redis): Step {
-  const redis = client ?? createRedis(ctx.connections, config.connection);
+export function createDedupeStep(config: DedupeStepConfig, ctx: ComponentContext, client?: RedisClient): Step {
+  const redis = client ?? createRedisClient(ctx.connections, config.connection);
   defineScripts(redis);
   const key = compileKey(config.key);
   const scope = config.scope ?? ctx.topology;
@@ -115,12 +119,19 @@ export function createDedupeStep(config: DedupeStepConfig, ctx: ComponentContext
     name: ctx.component,
     ...redisStepLifecycle(redis, !client, ctx.component),
     async process(records) {
-      const drop = await refusedClaims(redis, ctx, metrics, "dedupe", records, (p, r) => {
-        const k = key(r);
-        if (k === undefined) return false; // nothing to compare on: the record goes on
-        callScript(p, "dedupe", [keys.dedupe(config.key_prefix, scope, k)], [r.id, windowMs]);
-        return true;
-      });
+      const drop = await refusedClaims(
+        redis,
+        ctx,
+        metrics,
+        "dedupe",
+        records,
+        (r) => {
+          const k = key(r);
+          // no key: nothing to compare on, the record goes on
+          return k === undefined ? undefined : keys.dedupe(config.key_prefix, scope, k);
+        },
+        (p, k, r) => callScript(p, "dedupe", [k], [r.id, windowMs]),
+      );
       const out = records.filter((_, i) => !drop.has(i));
       passed!.inc(out.length);
       dropped!.inc(drop.size);
@@ -130,8 +141,8 @@ export function createDedupeStep(config: DedupeStepConfig, ctx: ComponentContext
 }
 
 /** Admits `limit` records per key and fixed interval; the rest are dropped or routed to one sink. */
-export function createRateLimitStep(config: RateLimitStepConfig, ctx: ComponentContext, client?: Redis): Step {
-  const redis = client ?? createRedis(ctx.connections, config.connection);
+export function createRateLimitStep(config: RateLimitStepConfig, ctx: ComponentContext, client?: RedisClient): Step {
+  const redis = client ?? createRedisClient(ctx.connections, config.connection);
   defineScripts(redis);
   const key = compileKey(config.key);
   const scope = config.scope ?? ctx.topology;
@@ -143,14 +154,19 @@ export function createRateLimitStep(config: RateLimitStepConfig, ctx: ComponentC
     name: ctx.component,
     ...redisStepLifecycle(redis, !client, ctx.component),
     async process(records) {
-      const over = await refusedClaims(redis, ctx, metrics, "rate_limit", records, (p, r) => {
-        const k = key(r);
-        if (k === undefined) return false;
-        // windows follow the Kafka timestamp, so a replayed record lands in the window it counted in
-        const windowKey = keys.rate(config.key_prefix, scope, k, bucketStart(r.origin.timestamp, intervalMs));
-        callScript(p, "rateLimit", [windowKey], [r.id, config.limit, intervalMs * 2]);
-        return true;
-      });
+      const over = await refusedClaims(
+        redis,
+        ctx,
+        metrics,
+        "rate_limit",
+        records,
+        (r) => {
+          const k = key(r);
+          // windows follow the Kafka timestamp, so a replayed record lands in the window it counted in
+          return k === undefined ? undefined : keys.rate(config.key_prefix, scope, k, bucketStart(r.origin.timestamp, intervalMs));
+        },
+        (p, windowKey, r) => callScript(p, "rateLimit", [windowKey], [r.id, config.limit, intervalMs * 2]),
+      );
       passed!.inc(records.length - over.size);
       limited!.inc(over.size);
       if (!overflow) return { records: records.filter((_, i) => !over.has(i)), filtered: over.size };
