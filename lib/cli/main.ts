@@ -2,6 +2,7 @@ import { StackError } from "../stack/errors.ts";
 import { SfError } from "../errors.ts";
 import { commandHelp, isCommand, parseCommand, topLevelHelp } from "./args.ts";
 import type { CommandName } from "./args.ts";
+import { stopSignal } from "./stop-signal.ts";
 import { boundWorkerHeap } from "./worker-heap.ts";
 
 // kafkajs 2.2 hands Node a negative timeout in its request queue (harmless, known upstream):
@@ -43,7 +44,10 @@ async function main(argv: string[]): Promise<number> {
   }
   const load = commands[name];
   // A worker's heap is bounded (lib/cli/worker-heap.ts): this process may start again here, in place.
-  if (name === "run") boundWorkerHeap();
+  if (name === "run") {
+    boundWorkerHeap();
+    void stopSignal();
+  }
   const command = await load();
   // Connection variables the user did not set default to the local stack's addresses — except
   // for the commands that manage the stack, which must tell given servers from their own.

@@ -5,6 +5,7 @@ import { Fleet } from "../runtime/fleet.ts";
 import { parseCommand } from "./args.ts";
 import { startLiveView } from "./live-view.ts";
 import { enableModuleVersions, withModuleTags } from "./module-versions.ts";
+import { stopSignal } from "./stop-signal.ts";
 import { TopologyWatcher } from "./watch.ts";
 
 /** Options of `streamfleet run` that other entry points (npm start, workers/fleet.ts) reuse. */
@@ -92,14 +93,21 @@ async function startFleet(o: RunOptions, logger: Logger): Promise<{ fleet: Fleet
 /** `streamfleet run [files|dirs] [--admin-port N] [--json] [--watch]` until SIGTERM/SIGINT. */
 export async function runCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const o = runOptions(args, env);
+  // Listening from the first moment (main.ts starts it before loading this module): a SIGTERM while the worker starts (a rollout, a scale-in
+  // right after a scale-out) stops it as soon as it has started — joined, nothing taken twice,
+  // exit 0 — instead of killing it mid-join. A start that outlasts the shutdown budget after
+  // the signal ends the process (it has committed nothing yet, so nothing is lost).
+  let started = false;
+  const signalled = stopSignal();
+  void signalled.then(() => {
+    if (!started) setTimeout(() => process.exit(1), o.shutdownMs).unref();
+  });
   const worker = await startWorker(o);
+  started = true;
   const stopView = o.live
     ? startLiveView(worker.fleet.metrics, (s) => process.stdout.write(s), [`streamfleet: ${worker.fleet.runners.length} topologies`, `metrics ${worker.adminUrl}/metrics   health ${worker.adminUrl}/health`, "Ctrl-C to stop"])
     : () => {};
-  await new Promise<void>((resolve) => {
-    process.once("SIGTERM", resolve);
-    process.once("SIGINT", resolve);
-  });
+  await signalled;
   stopView();
   await worker.stop();
   return 0;

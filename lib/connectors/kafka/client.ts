@@ -2,8 +2,8 @@ import { Kafka, logLevel } from "kafkajs";
 import type { KafkaConfig, SASLOptions } from "kafkajs";
 import type { Logger } from "pino";
 import { SfError } from "../../errors.ts";
-import { authDenied, authFailed, tlsError } from "../../runtime/connections.ts";
-import type { Connections, SecuredConnection } from "../../runtime/connections.ts";
+import type { Connections } from "../../runtime/connections.ts";
+import { securityErrorOf } from "./security.ts";
 
 /**
  * A kafkajs client for a named connection: KAFKA_BROKERS, KAFKA_CLIENT_ID, KAFKA_SSL,
@@ -59,24 +59,6 @@ function pickSafe(extra: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-/** How connection `name` is secured, for error messages (no secret: variable names only). */
-export function kafkaSecured(connections: Connections, name: string): SecuredConnection {
-  const v = (variable: string) => connections.variable(variable, name);
-  return {
-    what: `Kafka connection "${name}"`,
-    target: connections.get("KAFKA_BROKERS", name) ?? "?",
-    credentials: `${v("KAFKA_SASL_MECHANISM")}, ${v("KAFKA_SASL_USERNAME")} and ${v("KAFKA_SASL_PASSWORD")} (or ${v("KAFKA_SASL_PASSWORD")}_FILE)`,
-    ca: v("KAFKA_SSL_CA_FILE"),
-  };
-}
-
-const DENIED: Record<string, string> = {
-  TOPIC_AUTHORIZATION_FAILED: "topic",
-  GROUP_AUTHORIZATION_FAILED: "consumer group",
-  CLUSTER_AUTHORIZATION_FAILED: "cluster",
-  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "transactional id",
-};
-
 /** kafkajs wraps causes in `cause`, `originalError` (retries) and `errors` (aggregates). */
 function* chain(err: unknown, depth = 0): Generator<{ name?: string; type?: string; code?: unknown }> {
   if (!err || typeof err !== "object" || depth > 6) return;
@@ -85,45 +67,6 @@ function* chain(err: unknown, depth = 0): Generator<{ name?: string; type?: stri
   yield* chain(e.cause, depth + 1);
   yield* chain(e.originalError, depth + 1);
   for (const inner of e.errors ?? []) yield* chain(inner, depth + 1);
-}
-
-/** What one link of a client's error chain says: credentials refused, or the broker's error name of a denial. */
-export interface KafkaErrorLink {
-  authFailed: boolean;
-  /** The broker's error name, e.g. TOPIC_AUTHORIZATION_FAILED (only the authorization ones matter). */
-  error?: string;
-}
-
-/**
- * A Kafka failure that no retry fixes — credentials refused, an ACL denial, a refused
- * certificate — as one SfError naming the connection, the principal and `resource` (the
- * topics or group asked for); undefined for anything else (outages stay retriable). Each
- * client walks its own error chain; `read` says what a link of it means.
- */
-export function securityErrorOf<E extends object>(
-  err: unknown,
-  links: Iterable<E>,
-  read: (link: E) => KafkaErrorLink,
-  connections: Connections,
-  name: string,
-  resource: { topics?: string[]; group?: string } = {},
-): SfError | undefined {
-  const c = kafkaSecured(connections, name);
-  const user = connections.get("KAFKA_SASL_USERNAME", name);
-  for (const e of links) {
-    const link = read(e);
-    if (link.authFailed) {
-      return authFailed(err, c, `SASL ${(connections.get("KAFKA_SASL_MECHANISM", name) ?? "").toUpperCase()} authentication failed for user ${user ?? "(none)"}`);
-    }
-    const kind = link.error ? DENIED[link.error] : undefined;
-    if (kind) {
-      const what = kind === "topic" ? `topic ${resource.topics?.join(", ") ?? "(unknown)"}` : kind === "consumer group" ? `consumer group ${resource.group ?? "(unknown)"}` : kind;
-      return authDenied(err, c, user ? `User:${user}` : "this client", `access to ${what}`);
-    }
-    const tls = tlsError(e, c);
-    if (tls) return tls;
-  }
-  return undefined;
 }
 
 /** `securityErrorOf` for kafkajs's errors. */

@@ -1,20 +1,19 @@
-import { Partitioners } from "kafkajs";
 import type { Kafka, Producer } from "kafkajs";
 import type { Logger } from "pino";
 import { SfError } from "../../errors.ts";
 import type { Connections } from "../../runtime/connections.ts";
 import type { ComponentContext, DeadLetterWriter, ReplayResult, Source, StreamPlatform } from "../../runtime/contracts.ts";
 import type { FetchingSourceOptions } from "../../runtime/source-fetch.ts";
-import { sendAll } from "./chunks.ts";
-import { createKafka, kafkaSecurityError } from "./client.ts";
 import { KafkaDeadLetters } from "./dead-letters.ts";
+import type * as KafkajsSide from "./kafkajs-side.ts";
 import { clientKind, platformaticSecurityError } from "./platformatic/options.ts";
 import type * as PlatformaticSide from "./platformatic/index.ts";
 import type { KafkaClientKind } from "./platformatic/options.ts";
-import { replayDeadLetters } from "./replay.ts";
-import { KafkaSource } from "./source.ts";
-import { createTopicsReady } from "./topics.ts";
 import type { KafkaWriter } from "./writer.ts";
+
+/** The kafkajs side, imported by the first connection that uses it (see kafkajs-side.ts). */
+let kafkajsModule: Promise<typeof KafkajsSide> | undefined;
+const kafkajs = () => (kafkajsModule ??= import("./kafkajs-side.ts"));
 
 /** The @platformatic/kafka side, imported by the first connection that uses it (see platformatic/index.ts). */
 let platformaticModule: Promise<typeof PlatformaticSide> | undefined;
@@ -24,14 +23,19 @@ const platformatic = () => (platformaticModule ??= import("./platformatic/index.
 class LazySource implements Source {
   private inner: Source | undefined;
   private readonly create: () => Promise<Source>;
+  /** Stopped while its client was still loading: it never joins the group. */
+  private stopped = false;
   constructor(create: () => Promise<Source>) {
     this.create = create;
   }
   async run(handler: Parameters<Source["run"]>[0]): Promise<void> {
-    this.inner = await this.create();
-    await this.inner.run(handler);
+    const inner = await this.create();
+    if (this.stopped) return;
+    this.inner = inner;
+    await inner.run(handler);
   }
   async stop(beforeLeave?: () => Promise<void>): Promise<void> {
+    this.stopped = true;
     await this.inner?.stop(beforeLeave);
   }
   ready(): boolean {
@@ -45,8 +49,8 @@ class LazySource implements Source {
 interface ClientEntry {
   /** Which client the connection uses (KAFKA_CLIENT). */
   kind: KafkaClientKind;
-  /** kafkajs: created for every connection (cheap; connects nothing until used). */
-  kafka: Kafka;
+  /** kafkajs: created when first used (connects nothing until then). */
+  kafka?: Promise<Kafka>;
   producer?: Promise<Producer>;
   writer?: Promise<KafkaWriter>;
 }
@@ -54,34 +58,42 @@ interface ClientEntry {
 /** One client (and idempotent producer) per named connection, per Connections. */
 const clients = new WeakMap<Connections, Map<string, ClientEntry>>();
 
-function entry(connections: Connections, name: string, logger: Logger): ClientEntry {
+function entry(connections: Connections, name: string): ClientEntry {
   let byName = clients.get(connections);
   if (!byName) clients.set(connections, (byName = new Map()));
   let e = byName.get(name);
-  if (!e) byName.set(name, (e = { kind: clientKind(connections, name), kafka: createKafka(connections, name, logger.child({ component: "kafka" })) }));
+  if (!e) byName.set(name, (e = { kind: clientKind(connections, name) }));
   return e;
+}
+
+/** The kafkajs client of a connection (its module imported on first use). */
+function kafkaOf(e: ClientEntry, connections: Connections, name: string, logger: Logger): Promise<Kafka> {
+  return (e.kafka ??= kafkajs().then(({ createKafka }) => createKafka(connections, name, logger.child({ component: "kafka" }))));
 }
 
 /** The idempotent, acks=all kafkajs producer of a connection, connected once and shared. */
 export function sharedProducer(connections: Connections, name: string, logger: Logger): Promise<Producer> {
-  const e = entry(connections, name, logger);
+  const e = entry(connections, name);
   if (!e.producer) {
-    // The Java-compatible partitioner (kafkajs 2 default, named to silence its notice): same key, same partition as other clients.
-    const producer = e.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner });
-    e.producer = producer.connect().then(
-      () => producer,
-      (err: unknown) => {
+    e.producer = (async () => {
+      const [{ Partitioners, kafkaSecurityError }, kafka] = await Promise.all([kafkajs(), kafkaOf(e, connections, name, logger)]);
+      // The Java-compatible partitioner (kafkajs 2 default, named to silence its notice): same key, same partition as other clients.
+      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner });
+      try {
+        await producer.connect();
+      } catch (err) {
         e.producer = undefined;
         throw kafkaSecurityError(err, connections, name) ?? new SfError("SF_ERR_SINK_NOT_CONNECTED", `Kafka producer cannot connect: ${(err as Error).message}`, { cause: err });
-      },
-    );
+      }
+      return producer;
+    })();
   }
   return e.producer;
 }
 
 /** A connection's shared producer behind the client-neutral KafkaWriter (kafkajs or @platformatic/kafka, per KAFKA_CLIENT). */
 export function sharedWriter(connections: Connections, name: string, logger: Logger): Promise<KafkaWriter> {
-  const e = entry(connections, name, logger);
+  const e = entry(connections, name);
   if (!e.writer) {
     if (e.kind === "platformatic") {
       e.writer = platformatic()
@@ -91,8 +103,8 @@ export function sharedWriter(connections: Connections, name: string, logger: Log
         throw platformaticSecurityError(err, connections, name) ?? new SfError("SF_ERR_SINK_NOT_CONNECTED", `Kafka producer cannot connect: ${(err as Error).message}`, { cause: err });
       });
     } else {
-      e.writer = sharedProducer(connections, name, logger).then(
-        (producer): KafkaWriter => ({
+      e.writer = Promise.all([kafkajs(), sharedProducer(connections, name, logger)]).then(
+        ([{ sendAll, kafkaSecurityError }, producer]): KafkaWriter => ({
           send: (topic, messages) => sendAll(producer, topic, messages),
           securityError: (err, resource) => kafkaSecurityError(err, connections, name, resource),
           close: async () => {},
@@ -113,7 +125,7 @@ export function sharedWriter(connections: Connections, name: string, logger: Log
  * fix, not an outage to retry. Other answers (a topic not created yet) are left to the writes.
  */
 export async function checkTopicAccess(connections: Connections, name: string, logger: Logger, topic: string): Promise<void> {
-  const e = entry(connections, name, logger);
+  const e = entry(connections, name);
   if (e.kind === "platformatic") {
     try {
       const { withAdmin } = await platformatic();
@@ -124,7 +136,8 @@ export async function checkTopicAccess(connections: Connections, name: string, l
     }
     return;
   }
-  const admin = e.kafka.admin();
+  const { kafkaSecurityError } = await kafkajs();
+  const admin = (await kafkaOf(e, connections, name, logger)).admin();
   try {
     await admin.connect();
     await admin.fetchTopicMetadata({ topics: [topic] });
@@ -161,15 +174,18 @@ export class KafkaPlatform implements StreamPlatform {
   }
 
   source(options: FetchingSourceOptions, ctx: ComponentContext): Source {
-    const { kafka, kind } = entry(this.connections, options.connection, this.logger);
+    const e = entry(this.connections, options.connection);
     const metrics = ctx.metrics.forTopology(ctx.topology);
-    if (kind === "platformatic") {
+    if (e.kind === "platformatic") {
       return new LazySource(async () => {
         await checkGroupAccess(this.connections, options.connection, options.group, options.topics);
         return new (await platformatic()).PlatformaticSource(this.connections, options, ctx.logger, metrics);
       });
     }
-    return new KafkaSource(kafka, options, ctx.logger, metrics);
+    return new LazySource(async () => {
+      const [{ KafkaSource }, kafka] = await Promise.all([kafkajs(), kafkaOf(e, this.connections, options.connection, this.logger)]);
+      return new KafkaSource(kafka, options, ctx.logger, metrics);
+    });
   }
 
   deadLetters(_ctx: ComponentContext): DeadLetterWriter {
@@ -184,7 +200,8 @@ export class KafkaPlatform implements StreamPlatform {
   }
 
   async ensureTopics(topics: string[], partitions = 3): Promise<void> {
-    if (entry(this.connections, "default", this.logger).kind === "platformatic") {
+    const e = entry(this.connections, "default");
+    if (e.kind === "platformatic") {
       try {
         const { withAdmin, createTopicsReady: topicsReady } = await platformatic();
         await withAdmin(this.connections, "default", (admin) => topicsReady(admin, topics, partitions));
@@ -193,7 +210,8 @@ export class KafkaPlatform implements StreamPlatform {
       }
       return;
     }
-    const admin = entry(this.connections, "default", this.logger).kafka.admin();
+    const [{ createTopicsReady, kafkaSecurityError }, kafka] = await Promise.all([kafkajs(), kafkaOf(e, this.connections, "default", this.logger)]);
+    const admin = kafka.admin();
     try {
       await admin.connect();
       await createTopicsReady(admin, topics, partitions);
@@ -205,9 +223,10 @@ export class KafkaPlatform implements StreamPlatform {
   }
 
   async replayDeadLetters(dlqTopic: string, group: string, options: { dryRun?: boolean } = {}): Promise<ReplayResult> {
-    const { kafka, kind } = entry(this.connections, "default", this.logger);
+    const e = entry(this.connections, "default");
     const writer = await sharedWriter(this.connections, "default", this.logger);
-    if (kind === "platformatic") return (await platformatic()).replayDeadLetters(this.connections, "default", writer, dlqTopic, group, this.logger, options.dryRun);
+    if (e.kind === "platformatic") return (await platformatic()).replayDeadLetters(this.connections, "default", writer, dlqTopic, group, this.logger, options.dryRun);
+    const [{ replayDeadLetters }, kafka] = await Promise.all([kafkajs(), kafkaOf(e, this.connections, "default", this.logger)]);
     return replayDeadLetters(kafka, writer, dlqTopic, group, this.logger, options.dryRun);
   }
 

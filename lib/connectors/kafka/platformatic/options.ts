@@ -1,7 +1,7 @@
 import type { BaseOptions, SASLMechanismValue, Serializers } from "@platformatic/kafka";
 import { SfError } from "../../../errors.ts";
 import type { Connections } from "../../../runtime/connections.ts";
-import { securityErrorOf } from "../client.ts";
+import { securityErrorOf } from "../security.ts";
 
 /** The Kafka clients a connection can use (`KAFKA_CLIENT`, per connection like every KAFKA_* variable). */
 export type KafkaClientKind = "kafkajs" | "platformatic";
