@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { Daemons } from "./daemon.ts";
 import { StackError } from "./errors.ts";
 import { ensurePomJars, requireJava } from "./java.ts";
-import { startKafka } from "./kafka.ts";
+import { brokerStorageProperties, plaintextListeners, startKafka } from "./kafka.ts";
 import { tcpOpen } from "./probe.ts";
 import type { ServiceStatus } from "./stack.ts";
 
@@ -73,7 +73,7 @@ export function clusterReplication(brokers: number): { replicationFactor: number
 }
 
 function nodeProperties(o: ClusterOptions, n: ClusterNode, dataDir: string): string {
-  const { replicationFactor: rf, minInsyncReplicas: isr } = clusterReplication(o.brokers);
+  const replication = clusterReplication(o.brokers);
   const voters = clusterNodes(o)
     .map((v) => `${v.id}@127.0.0.1:${v.controllerPort}`)
     .join(",");
@@ -81,26 +81,11 @@ function nodeProperties(o: ClusterOptions, n: ClusterNode, dataDir: string): str
 process.roles=broker,controller
 node.id=${n.id}
 controller.quorum.voters=${voters}
-listeners=PLAINTEXT://127.0.0.1:${n.port},CONTROLLER://127.0.0.1:${n.controllerPort}
-advertised.listeners=PLAINTEXT://127.0.0.1:${n.port}
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-log.dirs=${dataDir}
-num.partitions=3
-auto.create.topics.enable=true
-default.replication.factor=${rf}
-min.insync.replicas=${isr}
+${plaintextListeners(n.port, n.controllerPort)}
+default.replication.factor=${replication.replicationFactor}
+min.insync.replicas=${replication.minInsyncReplicas}
 unclean.leader.election.enable=false
-offsets.topic.replication.factor=${rf}
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=${rf}
-transaction.state.log.min.isr=${isr}
-share.coordinator.state.topic.replication.factor=${rf}
-share.coordinator.state.topic.min.isr=${isr}
-group.initial.rebalance.delay.ms=0
-log.retention.hours=24
-`;
+${brokerStorageProperties(dataDir, replication)}`;
 }
 
 function libsDir(o: ClusterOptions): string {

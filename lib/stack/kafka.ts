@@ -88,21 +88,36 @@ function serverProperties(o: KafkaOptions, dataDir: string): string {
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:${o.controllerPort}
-listeners=PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}
-advertised.listeners=PLAINTEXT://127.0.0.1:${o.port}
+${plaintextListeners(o.port, o.controllerPort)}
+${brokerStorageProperties(dataDir)}`;
+}
+
+/** A broker's PLAINTEXT client listener and its controller listener, both on loopback. */
+export function plaintextListeners(port: number, controllerPort: number): string {
+  return `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}
+advertised.listeners=PLAINTEXT://127.0.0.1:${port}
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-log.dirs=${dataDir}
+inter.broker.listener.name=PLAINTEXT`;
+}
+
+/**
+ * What every stack's broker shares (single node, cluster, secured): where it keeps its logs,
+ * the topics it creates, its internal topics' replication (`replication`: the cluster's), a
+ * consumer group's first rebalance at once, a day of retention. Ends with a newline.
+ */
+export function brokerStorageProperties(dataDir: string, replication = { replicationFactor: 1, minInsyncReplicas: 1 }): string {
+  const { replicationFactor: rf, minInsyncReplicas: isr } = replication;
+  return `log.dirs=${dataDir}
 num.partitions=3
 auto.create.topics.enable=true
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor=${rf}
 offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=${rf}
+transaction.state.log.min.isr=${isr}
 group.initial.rebalance.delay.ms=0
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=${rf}
+share.coordinator.state.topic.min.isr=${isr}
 log.retention.hours=24
 `;
 }

@@ -1,6 +1,7 @@
 import { createKafka } from "../../connectors/kafka/client.ts";
 import { createLogger } from "../../observability/logger.ts";
 import { Connections } from "../../runtime/connections.ts";
+import { brokerStorageProperties } from "../kafka.ts";
 import type { Certs } from "./certs.ts";
 import { PRINCIPALS, readSecret, secretFile } from "./secrets.ts";
 
@@ -45,18 +46,7 @@ ssl.principal.mapping.rules=RULE:^CN=([a-zA-Z0-9.-]+),.*$/cert-$1/,RULE:^.*,CN=(
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 allow.everyone.if.no.acl.found=false
 super.users=User:${admin};User:cert-localhost
-log.dirs=${dataDir}
-num.partitions=3
-auto.create.topics.enable=true
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-log.retention.hours=24
-`;
+${brokerStorageProperties(dataDir)}`;
 }
 
 /** `kafka-storage format` arguments that create both SCRAM users before the first start. */
