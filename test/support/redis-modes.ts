@@ -68,24 +68,33 @@ export function clusterClient(o: RedisClusterOptions): Cluster {
   return new Cluster(redisClusterNodes(o).split(",").map((a) => ({ host: "127.0.0.1", port: Number(a.split(":")[1]) })));
 }
 
-/** The target of one mode; its hooks start (and stop) the cluster around the enclosing describe. */
+// One cluster per test file, shared by its describe blocks: counted as they are collected
+// (before any runs), started by the first block's beforeAll, stopped after the last one's afterAll.
+let shared: { users: number; started?: Promise<RedisClusterOptions> } = { users: 0 };
+
+/** The target of one mode; its hooks start (and stop) the file's cluster around the enclosing describe. */
 export function useRedis(mode: RedisMode): RedisTarget {
   let options: RedisClusterOptions | undefined;
   let client: RedisClient | undefined;
   let env: Record<string, string> = {};
+  if (mode === "cluster") shared.users++;
   beforeAll(async () => {
     if (mode === "single") {
       env = { REDIS_URL: stack().REDIS_URL };
       client = new Redis(stack().REDIS_URL);
       return;
     }
-    options = await startTestCluster();
+    shared.started ??= startTestCluster();
+    options = await shared.started;
     env = { REDIS_CLUSTER_NODES: redisClusterNodes(options) };
     client = clusterClient(options);
   }, 120_000);
   afterAll(async () => {
     client?.disconnect();
-    if (options) await stopTestCluster(options);
+    if (options && --shared.users === 0) {
+      shared = { users: 0 };
+      await stopTestCluster(options);
+    }
   });
   return {
     mode,
