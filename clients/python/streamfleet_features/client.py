@@ -25,7 +25,9 @@ def _text(raw: Union[str, bytes]) -> str:
 class FeatureClient:
     """Reads feature views the ``redis.features`` sink writes, by the documented Redis layout.
 
-    ``redis`` is a ``redis.Redis`` client (``decode_responses`` either way); the caller owns it.
+    ``redis`` is a ``redis.Redis`` client (``decode_responses`` either way), or a
+    ``redis.cluster.RedisCluster`` for a Redis Cluster (entity keys hash-tagged there, a batch
+    read pipelined per node; ``cluster`` overrides the detection); the caller owns it.
     ``key_prefix`` is the sink's ``key_prefix``. Views come from the registry hash
     ``<key_prefix>sf:v1:views`` the sink writes (cached ``views_refresh_s`` seconds; an unknown
     view name re-reads it at once), or from ``views``, a fixed list of view definitions.
@@ -45,9 +47,11 @@ class FeatureClient:
         *,
         now: Optional[Callable[[], Number]] = None,
         offline: Any = None,
+        cluster: Optional[bool] = None,
     ) -> None:
         self._redis = redis
         self._prefix = key_prefix
+        self._cluster = _is_cluster(redis) if cluster is None else cluster
         self._fixed: Optional[Dict[str, ViewDef]] = {v["name"]: v for v in views} if views is not None else None
         self._refresh_ms = views_refresh_s * 1000
         self._now = now or _now_ms
@@ -62,6 +66,23 @@ class FeatureClient:
         import redis  # the one dependency; imported here so layout stays importable without it
 
         return cls(redis.Redis.from_url(url), key_prefix, **kwargs)
+
+    @classmethod
+    def from_cluster(cls, nodes: str, key_prefix: str = "", *, username: Optional[str] = None, password: Optional[str] = None, **kwargs: Any) -> "FeatureClient":
+        """A client on a Redis Cluster: ``nodes`` as REDIS_CLUSTER_NODES holds them, ``"host:port,host:port"``."""
+        from redis.cluster import ClusterNode, RedisCluster
+
+        seeds = []
+        for entry in (n.strip() for n in nodes.split(",")):
+            if not entry:
+                continue
+            host, sep, port = entry.rpartition(":")
+            if not sep or not port.isdigit():
+                raise ValueError(f"expected host:port in the cluster nodes, got {entry!r}")
+            seeds.append(ClusterNode(host.strip("[]"), int(port)))
+        if not seeds:
+            raise ValueError("expected at least one host:port in the cluster nodes")
+        return cls(RedisCluster(startup_nodes=seeds, username=username, password=password), key_prefix, **kwargs)
 
     # -- views -------------------------------------------------------------------------------
 
@@ -120,11 +141,11 @@ class FeatureClient:
         """
         v, chosen = self._resolve(view, [entity_id], names)
         at = self._now() if as_of is None else as_of
-        reply = self._redis.hmget(entity_key(self._prefix, v["name"], entity_id), fields_to_read(v, chosen, at))
+        reply = self._redis.hmget(entity_key(self._prefix, v["name"], entity_id, self._cluster), fields_to_read(v, chosen, at))
         return self._entity(v, chosen, entity_id, reply, at)
 
     def get_many(self, view: str, ids: Sequence[str], names: Optional[Sequence[str]] = None, as_of: Optional[Number] = None) -> List[EntityFeatures]:
-        """Features of ``ids`` in the order of ``ids``: one pipeline of one HMGET per entity."""
+        """Features of ``ids`` in the order of ``ids``: one pipeline of one HMGET per entity (on a cluster, redis-py sends it per node)."""
         if isinstance(ids, (str, bytes)):
             raise ValueError("get_many expects a list of entity ids; for one id use get()")
         ids = list(ids)
@@ -133,7 +154,7 @@ class FeatureClient:
         wanted = fields_to_read(v, chosen, at)
         pipe = self._redis.pipeline(transaction=False)
         for i in ids:
-            pipe.hmget(entity_key(self._prefix, v["name"], i), wanted)
+            pipe.hmget(entity_key(self._prefix, v["name"], i, self._cluster), wanted)
         replies = pipe.execute()
         return [self._entity(v, chosen, i, reply, at) for i, reply in zip(ids, replies)]
 
@@ -224,6 +245,11 @@ class FeatureClient:
     @staticmethod
     def _entity(view: ViewDef, names: List[str], entity_id: str, reply: Sequence[Any], as_of: Number) -> EntityFeatures:
         return {"id": entity_id, "found": any(r is not None for r in reply), "features": decode_features(view, names, reply, as_of)}
+
+
+def _is_cluster(redis: Any) -> bool:
+    """A redis-py RedisCluster (or a subclass), without importing redis."""
+    return any(c.__name__ == "RedisCluster" for c in type(redis).__mro__)
 
 
 def _dtype(feature: ViewDef, values: List[List[Any]], f: int) -> Any:

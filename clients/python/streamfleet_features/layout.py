@@ -25,8 +25,14 @@ def views_key(prefix: str) -> str:
     return f"{prefix}{NAMESPACE}views"
 
 
-def entity_key(prefix: str, view: str, entity_id: str) -> str:
-    """HASH of one entity's features in one view."""
+def entity_key(prefix: str, view: str, entity_id: str, cluster: bool = False) -> str:
+    """HASH of one entity's features in one view.
+
+    On a Redis Cluster the id is a hash tag, ``fv:<view>:{<id>}``, so an entity's hashes share one
+    slot; a single Redis keeps the untagged key (docs/feature-store.md, "Redis Cluster").
+    """
+    if cluster:
+        return f"{prefix}{NAMESPACE}fv:{view}:{{{entity_id}}}"
     return f"{prefix}{NAMESPACE}fv:{view}:{entity_id}"
 
 
