@@ -3,10 +3,9 @@ import path from "node:path";
 import amqp from "amqplib";
 import type { ChannelModel } from "amqplib";
 import { Redis } from "ioredis";
-import type { Consumer, Kafka, Producer } from "kafkajs";
+import type { Kafka, Producer } from "kafkajs";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { readAvsc } from "../../lib/codecs/avro.ts";
 import { SchemaCodecs } from "../../lib/codecs/registry.ts";
 import { FeatureClient } from "../../lib/features/client.ts";
 import { startFeatureServer } from "../../lib/features/server.ts";
@@ -17,6 +16,7 @@ import { featuresHash } from "../../topologies/ml/transforms/prediction.ts";
 import { ACCURACY_THRESHOLD } from "../../topologies/ml/transforms/alerts.ts";
 import { startTrainingLoop } from "../../topologies/ml/receivers.ts";
 import type { TrainingLoop } from "../../topologies/ml/receivers.ts";
+import { avroProducer, ROOT, runIds, topicTails, until } from "../support/examples.ts";
 import { startFleet } from "../support/fleet.ts";
 import { describeStack, stack, TestScope } from "../support/scope.ts";
 
@@ -27,9 +27,7 @@ import { describeStack, stack, TestScope } from "../support/scope.ts";
  * entity id here is random per run and the shared topics are never deleted.
  */
 
-const ROOT = path.resolve(import.meta.dirname, "../..");
-const run = crypto.randomBytes(4).toString("hex");
-const uid = (label: string) => `${label}-${run}-${crypto.randomBytes(3).toString("hex")}`;
+const { uid } = runIds();
 const scope = new TestScope("mlplatform");
 
 let fleet: Fleet | undefined;
@@ -42,54 +40,11 @@ let offline: pg.Pool;
 let amqpConn: ChannelModel;
 let features: FeatureClient;
 const codecs = () => new SchemaCodecs(stack().SCHEMA_REGISTRY_URL);
-const encoders = new Map<string, (v: unknown) => Buffer>();
-const tails: Consumer[] = [];
-
-async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 45_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await read();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 /** Produces Avro values encoded with the topic's real schema (registered under <topic>-value). */
-async function produce(topic: string, schema: string, events: Array<{ key: string; value: Record<string, unknown> }>): Promise<void> {
-  let encode = encoders.get(topic);
-  if (!encode) {
-    const { text, type } = readAvsc(path.join(ROOT, "schemas/ml", schema), ROOT);
-    const c = codecs();
-    encode = c.encoder(await c.register(`${topic}-value`, text), type);
-    encoders.set(topic, encode);
-  }
-  await producer.send({ topic, messages: events.map((e) => ({ key: e.key, value: encode(e.value) })) });
-}
-
+const produce = avroProducer(() => producer, codecs, path.join(ROOT, "schemas/ml"));
 /** Decoded Avro records of a topic from its current end on: what arrives after this call. */
-async function tail(topic: string): Promise<Array<{ key: string | null; value: Record<string, unknown> }>> {
-  const admin = kafka.admin();
-  await admin.connect();
-  const ends = await admin.fetchTopicOffsets(topic);
-  await admin.disconnect();
-  const decoder = codecs();
-  const seen: Array<{ key: string | null; value: Record<string, unknown> }> = [];
-  const consumer = kafka.consumer({ groupId: `test-${scope.id}-${topic}` });
-  tails.push(consumer);
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic], fromBeginning: false });
-  const start = new Map(ends.map((e) => [e.partition, BigInt(e.high)]));
-  await consumer.run({
-    eachMessage: async ({ partition, message }) => {
-      if (BigInt(message.offset) < (start.get(partition) ?? 0n) || !message.value) return;
-      await decoder.prepare([message.value]);
-      seen.push({ key: message.key?.toString() ?? null, value: decoder.decode(message.value) as Record<string, unknown> });
-    },
-  });
-  for (const e of ends) consumer.seek({ topic, partition: e.partition, offset: e.high });
-  return seen;
-}
+const tails = topicTails(() => kafka, codecs, (topic) => `test-${scope.id}-${topic}`);
+const tail = tails.tail;
 
 beforeAll(async () => {
   const s = stack();
@@ -107,7 +62,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(tails.map((c) => c.disconnect().catch(() => {})));
+  await tails.close();
   await training?.close();
   await fleet?.stop(5000);
   await producer?.disconnect();

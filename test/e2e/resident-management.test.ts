@@ -1,4 +1,3 @@
-import crypto from "node:crypto";
 import path from "node:path";
 import amqp from "amqplib";
 import { Queue } from "bullmq";
@@ -12,6 +11,7 @@ import { FeatureClient } from "../../lib/features/client.ts";
 import type { Fleet } from "../../lib/runtime/fleet.ts";
 import { SchemaCodecs } from "../../lib/codecs/registry.ts";
 import { avroEncoder, collect, startFleet } from "../support/fleet.ts";
+import { complaint, complaintMessages, RESIDENT_TOPICS as TOPICS, recordIds, ROOT, runIds, until } from "../support/examples.ts";
 import { describeStack, stack, TestScope } from "../support/scope.ts";
 
 /**
@@ -20,15 +20,7 @@ import { describeStack, stack, TestScope } from "../support/scope.ts";
  * user would look. Topic and group names are the topologies' own, so every test uses
  * entity ids unique to this run.
  */
-const ROOT = path.resolve(import.meta.dirname, "../..");
-const TOPICS = {
-  complaints: "resident.complaint-events",
-  users: "resident.user-events",
-  notifications: "resident.notification-events",
-  throttled: "resident.complaints-throttled",
-};
-const run = crypto.randomBytes(4).toString("hex");
-const uid = (label: string) => `${label}-${run}-${crypto.randomBytes(3).toString("hex")}`;
+const { uid } = runIds();
 
 const scope = new TestScope("resident");
 let fleet: Fleet | undefined;
@@ -38,54 +30,11 @@ let redis: Redis;
 let encode: Record<"complaint" | "user" | "notification", (v: unknown) => Buffer>;
 const createdJobs: string[] = [];
 
-async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 45_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await read();
-    if (ok(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-interface Complaint {
-  id: string;
-  userId: string;
-  building: string;
-  priority?: string;
-  status?: string;
-  title?: string;
-  category?: string;
-}
-
-function complaint(type: string, c: Complaint): Record<string, unknown> {
-  const now = new Date().toISOString();
-  return {
-    type,
-    id: c.id,
-    title: c.title ?? "Water leak under sink",
-    description: "Drips all night",
-    category: c.category ?? "PLUMBING",
-    priority: c.priority ?? "MEDIUM",
-    status: c.status ?? "PENDING",
-    userId: c.userId,
-    apartment: `${c.building}101`,
-    building: c.building,
-    createdAt: now,
-    updatedAt: now,
-  };
-}
-
 async function sendComplaints(events: Record<string, unknown>[], timestamp?: number): Promise<RecordMetadata[]> {
   return producer.send({
     topic: TOPICS.complaints,
-    messages: events.map((value) => ({ key: String(value.id), value: encode.complaint(value), ...(timestamp ? { timestamp: String(timestamp) } : {}) })),
+    messages: complaintMessages(events, encode.complaint, timestamp),
   });
-}
-
-/** The record ids (topic/partition/offset@cluster) of events sent in one call, all with the same key. */
-function recordIds(meta: RecordMetadata[], count: number): string[] {
-  const m = meta[0]!;
-  return Array.from({ length: count }, (_, i) => `${m.topicName}/${m.partition}/${Number(m.baseOffset) + i}@${cluster}`);
 }
 
 beforeAll(async () => {
@@ -221,7 +170,7 @@ describeStack("resident management topologies (topologies/resident)", () => {
       complaint("complaint.updated", { ...c, status: "IN_PROGRESS", priority: "HIGH" }), // no status change: no job
       complaint("complaint.updated", { ...c, status: "RESOLVED", priority: "HIGH" }),
     ]);
-    const ids = recordIds(meta, 4);
+    const ids = recordIds(meta, 4, cluster);
     createdJobs.push(...ids);
     const queue = new Queue("notifications", { connection: new Redis(stack().REDIS_URL, { maxRetriesPerRequest: null }) });
     try {
@@ -249,7 +198,7 @@ describeStack("resident management topologies (topologies/resident)", () => {
     try {
       await sub.subscribe("notifications");
       const meta = await sendComplaints([complaint("complaint.created", c), complaint("complaint.updated", { ...c, status: "RESOLVED" })]);
-      const ids = recordIds(meta, 2);
+      const ids = recordIds(meta, 2, cluster);
       createdJobs.push(...ids);
       await until(async () => seen.length, (n) => n >= 2);
       expect(seen).toEqual([
@@ -307,14 +256,14 @@ describeStack("resident management topologies (topologies/resident)", () => {
         (r) => r.length >= 3,
       );
       // In the order the events were produced (record ids hold the offset; their text order is not offset order).
-      const ids = recordIds(meta, 3);
+      const ids = recordIds(meta, 3, cluster);
       rows.sort((a, b) => ids.indexOf(a.record_id) - ids.indexOf(b.record_id));
       expect(rows.map((r) => [r.event_type, r.status])).toEqual([
         ["complaint.created", "PENDING"],
         ["complaint.updated", "RESOLVED"],
         ["complaint.deleted", "RESOLVED"],
       ]);
-      expect(rows.map((r) => r.record_id).sort()).toEqual(recordIds(meta, 3).sort());
+      expect(rows.map((r) => r.record_id).sort()).toEqual(recordIds(meta, 3, cluster).sort());
       expect(rows[0]).toMatchObject({ user_id: c.userId, building: c.building });
       expect(rows[0].created_at).toBeInstanceOf(Date);
     } finally {

@@ -4,18 +4,19 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 import { createRedis, ensureConnected } from "../../lib/connectors/redis/client.ts";
-import { createTopicsReady } from "../../lib/connectors/kafka/topics.ts";
 import { SfError } from "../../lib/errors.ts";
 import { createLogger } from "../../lib/observability/logger.ts";
 import { Fleet } from "../../lib/runtime/fleet.ts";
 import { writeTopologies } from "../support/fleet.ts";
-import { adminKafka, adminRedis, certsDir, connections, describeSecure, secureEnv, silent, wrongPasswordFile } from "./support.ts";
+import { adminKafka, adminTopics, adminRedis, certsDir, connections, describeSecure, secureEnv, startError, wrongPasswordFile } from "./support.ts";
 
 /**
  * What a worker on the secured stack does when something is wrong: one SfError naming the
- * connection and what to check, never the secret, and no retry where none can help.
+ * connection and what to check, never the secret, and no retry where none can help. Kafka's
+ * own failures (a wrong password, a topic or consumer group the ACLs deny, a CA that did not
+ * sign the broker's certificate) are in kafka-conformance.test.ts, through each Kafka client.
  */
 const id = crypto.randomBytes(4).toString("hex");
 const source = `resident.sectest-${id}.in`;
@@ -27,18 +28,7 @@ function topology(name: string, sinks: unknown[]): string {
 }
 
 /** Starts a fleet of `dir` with the secured stack's worker variables and `overrides`; returns the error it fails with. */
-async function startFails(dir: string, overrides: Record<string, string> = {}): Promise<SfError> {
-  const fleet = await Fleet.load([dir], { env: { ...secureEnv(), ...overrides }, logger: silent });
-  try {
-    await fleet.start();
-  } catch (err) {
-    await fleet.stop(2000).catch(() => {});
-    expect(err).toBeInstanceOf(SfError);
-    return err as SfError;
-  }
-  await fleet.stop(2000);
-  throw new Error("the fleet started");
-}
+const startFails = (dir: string, overrides: Record<string, string> = {}): Promise<SfError> => startError(dir, { ...secureEnv(), ...overrides });
 
 /** A TLS server presenting `cert`, so that a client's refusal of it can be observed. */
 async function tlsServer(cert: string, key: string): Promise<{ port: number; close: () => void }> {
@@ -48,35 +38,10 @@ async function tlsServer(cert: string, key: string): Promise<{ port: number; clo
   return { port: (server.address() as AddressInfo).port, close: () => server.close() };
 }
 
-beforeAll(async () => {
-  if (!secureEnv().KAFKA_BROKERS) return;
-  const admin = adminKafka().admin();
-  await admin.connect();
-  await createTopicsReady(admin, [source, dlq], 1);
-  await admin.disconnect();
-});
-
-afterAll(async () => {
-  fs.rmSync(tmp, { recursive: true, force: true });
-  if (!secureEnv().KAFKA_BROKERS) return;
-  const admin = adminKafka().admin();
-  await admin.connect();
-  await admin.deleteTopics({ topics: [source, dlq] }).catch(() => {});
-  await admin.disconnect();
-});
+adminTopics([source, dlq]);
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describeSecure("failures on the secured stack say what is wrong and leak nothing", () => {
-  it("a worker with a wrong Kafka password does not start: SF_ERR_AUTH_FAILED names the connection and the variables", async () => {
-    const wrong = wrongPasswordFile(tmp);
-    const err = await startFails(topology("kpw", [{ type: "kafka", topic: `resident.sectest-${id}.out` }]), { KAFKA_SASL_PASSWORD_FILE: wrong });
-    expect(err.code).toBe("SF_ERR_AUTH_FAILED");
-    expect(err.retriable).toBe(false);
-    expect(err.message).toContain('Kafka connection "default"');
-    expect(err.message).toContain("SCRAM-SHA-512 authentication failed for user kafka-worker");
-    expect(err.message).toContain("KAFKA_SASL_PASSWORD");
-    expect(err.message).not.toContain(fs.readFileSync(wrong, "utf8"));
-  });
-
   it("a worker with a wrong Redis password does not start: SF_ERR_AUTH_FAILED, not an outage retried forever", async () => {
     const err = await startFails(topology("rpw", [{ type: "redis.cache", key: "complaint:{id}" }]), { REDIS_PASSWORD_FILE: wrongPasswordFile(tmp) });
     expect(err.code).toBe("SF_ERR_AUTH_FAILED");
@@ -123,32 +88,6 @@ describeSecure("failures on the secured stack say what is wrong and leak nothing
     expect(err.code).toBe("SF_ERR_AUTH_FAILED");
     expect(err.message).toMatch(/^Redis connection "default" \(rediss:\/\/localhost:\d+\): Redis refused user redis-worker \(WRONGPASS\): check REDIS_USERNAME and REDIS_PASSWORD/);
   });
-
-  it("a topology writing to a topic its principal may not write fails at start with SF_ERR_AUTH_DENIED", async () => {
-    const forbidden = `forbidden.sectest-${id}`;
-    const err = await startFails(topology("denied", [{ type: "kafka", topic: forbidden }]));
-    expect(err.code).toBe("SF_ERR_AUTH_DENIED");
-    expect(err.message).toContain(`the ACLs deny User:kafka-worker access to topic ${forbidden}`);
-  });
-
-  it("a source topic the ACLs deny fails at start with SF_ERR_AUTH_DENIED", async () => {
-    const forbidden = `forbidden.sectest-${id}.in`;
-    const dir = writeTopologies([{ name: `sectest-${id}-denied-src`, source: { topics: [forbidden] }, codec: { value: { type: "json" } }, sinks: [{ type: "null" }], errors: { dlq: { topic: dlq } } }]);
-    const err = await startFails(dir);
-    expect(err.code).toBe("SF_ERR_AUTH_DENIED");
-    expect(err.message).toContain(`User:kafka-worker access to topic`);
-    expect(err.message).toContain(forbidden);
-  });
-
-  // On kafkajs (the default client) too, though its coordinator lookup reports only "Failed to
-  // find group coordinator": the source then asks the broker why (lib/connectors/kafka/group-access.ts).
-  it("a consumer group the ACLs deny fails at start with SF_ERR_AUTH_DENIED naming the group", { timeout: 90_000 }, async () => {
-    const dir = writeTopologies([{ name: `sectest-${id}-denied-group`, source: { topics: [source], group: `other.sectest-${id}` }, codec: { value: { type: "json" } }, sinks: [{ type: "null" }], errors: { dlq: { topic: dlq } } }]);
-    const err = await startFails(dir);
-    expect(err.code).toBe("SF_ERR_AUTH_DENIED");
-    expect(err.message).toContain(`User:kafka-worker access to consumer group other.sectest-${id}`);
-  });
-
   it("a Redis key outside the worker's ACL patterns: SF_ERR_AUTH_DENIED in the log, nothing written, nothing committed past it", async () => {
     const lines: string[] = [];
     const logger = createLogger({ level: "warn", destination: { write: (l: string) => void lines.push(l) } });
@@ -194,11 +133,5 @@ describeSecure("failures on the secured stack say what is wrong and leak nothing
         server.close();
       }
     }
-  });
-
-  it("Kafka with a CA that did not sign the broker's certificate stops with SF_ERR_TLS_UNTRUSTED (after kafkajs's connection retries)", { timeout: 120_000 }, async () => {
-    const err = await startFails(topology("kca", [{ type: "kafka", topic: `resident.sectest-${id}.out` }]), { KAFKA_SSL_CA_FILE: path.join(certsDir(), "other-ca.pem") });
-    expect(err.code).toBe("SF_ERR_TLS_UNTRUSTED");
-    expect(err.message).toMatch(/Kafka connection "default" \(127\.0\.0\.1:\d+\): the server's TLS certificate is not signed by a CA this worker trusts: check KAFKA_SSL_CA_FILE/);
   });
 });

@@ -7,35 +7,20 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTopicsReady } from "../../lib/connectors/kafka/topics.ts";
-import { SfError } from "../../lib/errors.ts";
+import { afterAll, describe, expect, it } from "vitest";
+import type { SfError } from "../../lib/errors.ts";
 import { Fleet } from "../../lib/runtime/fleet.ts";
 import { writeTopologies } from "../support/fleet.ts";
+import { KAFKA_CLIENTS } from "../support/kafka.ts";
 import { waitUntil } from "../support/worker.ts";
-import { adminKafka, certsDir, describeSecure, secureEnv, silent, wrongPasswordFile } from "./support.ts";
+import { adminKafka, adminTopics, certsDir, describeSecure, secureEnv, silent, startError, wrongPasswordFile } from "./support.ts";
 
-const KAFKA_CLIENTS = ["kafkajs", "platformatic"] as const;
 const id = crypto.randomBytes(4).toString("hex");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sf-kconf-"));
 const topics = KAFKA_CLIENTS.flatMap((c) => [`resident.kconf-${id}-${c}.in`, `resident.kconf-${id}-${c}.out`, `resident.kconf-${id}-${c}.dlq`]);
 
-beforeAll(async () => {
-  if (!secureEnv().KAFKA_BROKERS) return;
-  const admin = adminKafka().admin();
-  await admin.connect();
-  await createTopicsReady(admin, topics, 1);
-  await admin.disconnect();
-});
-
-afterAll(async () => {
-  fs.rmSync(tmp, { recursive: true, force: true });
-  if (!secureEnv().KAFKA_BROKERS) return;
-  const admin = adminKafka().admin();
-  await admin.connect();
-  await admin.deleteTopics({ topics }).catch(() => {});
-  await admin.disconnect();
-});
+adminTopics(topics);
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describeSecure("Kafka connector conformance on the secured stack", () => {
   describe.each(KAFKA_CLIENTS)("KAFKA_CLIENT=%s", (client) => {
@@ -43,18 +28,7 @@ describeSecure("Kafka connector conformance on the secured stack", () => {
     const env = (overrides: Record<string, string> = {}) => ({ ...secureEnv(), KAFKA_CLIENT: client, ...overrides });
     const topology = (name: string, sinkTopic: string, source = input) =>
       writeTopologies([{ name: `kconf-${id}-${client}-${name}`, source: { topics: [source] }, codec: { value: { type: "json" } }, sinks: [{ type: "kafka", topic: sinkTopic, key: "{id}", value: { type: "json" } }], errors: { dlq: { topic: dlq } } }]);
-    const startFails = async (dir: string, overrides: Record<string, string> = {}): Promise<SfError> => {
-      const fleet = await Fleet.load([dir], { env: env(overrides), logger: silent });
-      try {
-        await fleet.start();
-      } catch (err) {
-        await fleet.stop(2000).catch(() => {});
-        expect(err).toBeInstanceOf(SfError);
-        return err as SfError;
-      }
-      await fleet.stop(2000);
-      throw new Error("the fleet started");
-    };
+    const startFails = (dir: string, overrides: Record<string, string> = {}): Promise<SfError> => startError(dir, env(overrides));
 
     it("moves records from a topic to a topic over SASL_SSL as the worker principal", { timeout: 90_000 }, async () => {
       const fleet = await Fleet.load([topology("flow", output)], { env: env(), logger: silent });

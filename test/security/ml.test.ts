@@ -1,12 +1,10 @@
-import crypto from "node:crypto";
 import fs from "node:fs";
 import https from "node:https";
 import path from "node:path";
 import type { Redis } from "ioredis";
-import type { Consumer, Producer } from "kafkajs";
+import type { Producer } from "kafkajs";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { readAvsc } from "../../lib/codecs/avro.ts";
 import { SchemaCodecs } from "../../lib/codecs/registry.ts";
 import { createKafka } from "../../lib/connectors/kafka/client.ts";
 import { createTopicsReady } from "../../lib/connectors/kafka/topics.ts";
@@ -19,6 +17,7 @@ import type { FeatureServer } from "../../lib/features/server.ts";
 import { Fleet } from "../../lib/runtime/fleet.ts";
 import { startTrainingLoop } from "../../topologies/ml/receivers.ts";
 import { featuresHash } from "../../topologies/ml/transforms/prediction.ts";
+import { avroProducer, ROOT, runIds, topicTails, until } from "../support/examples.ts";
 import { adminKafka, certsDir, connections, describeSecure, secureEnv, silent } from "./support.ts";
 
 /**
@@ -30,9 +29,7 @@ import { adminKafka, certsDir, connections, describeSecure, secureEnv, silent } 
  * the job over amqps and reporting model_training_completed through Kafka SASL_SSL and the
  * HTTPS registry.
  */
-const ROOT = path.resolve(import.meta.dirname, "../..");
-const run = crypto.randomBytes(4).toString("hex");
-const uid = (label: string) => `${label}-${run}-${crypto.randomBytes(3).toString("hex")}`;
+const { run, uid } = runIds();
 const TOPICS = ["ml.prediction-requests", "ml.prediction-responses", "ml.user-events", "ml.product-events", "ml.training-requests", "ml.model-training-completed", "ml.alerts", "ml.audit-log", "ml.metric-events"];
 
 let fleet: Fleet | undefined;
@@ -40,55 +37,11 @@ let producer: Producer;
 let redis: Redis;
 let db: pg.Client;
 let offline: pg.Pool;
-const tails: Consumer[] = [];
-const encoders = new Map<string, (v: unknown) => Buffer>();
 const codecs = () => SchemaCodecs.fromConnections(connections());
-
-async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 45_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await read();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-async function produce(topic: string, schema: string, events: Array<{ key: string; value: Record<string, unknown> }>): Promise<void> {
-  let encode = encoders.get(topic);
-  if (!encode) {
-    const { text, type } = readAvsc(path.join(ROOT, "schemas/ml", schema), ROOT);
-    const c = codecs();
-    encode = c.encoder(await c.register(`${topic}-value`, text), type);
-    encoders.set(topic, encode);
-  }
-  await producer.send({ topic, messages: events.map((e) => ({ key: e.key, value: encode(e.value) })) });
-}
-
+const produce = avroProducer(() => producer, codecs, path.join(ROOT, "schemas/ml"));
 /** Decoded records of a topic from its current end on (read as the admin: the worker may join streamfleet.* groups only). */
-async function tail(topic: string): Promise<Array<{ key: string | null; value: Record<string, unknown> }>> {
-  const kafka = adminKafka();
-  const admin = kafka.admin();
-  await admin.connect();
-  const ends = await admin.fetchTopicOffsets(topic);
-  await admin.disconnect();
-  const decoder = codecs();
-  const seen: Array<{ key: string | null; value: Record<string, unknown> }> = [];
-  const consumer = kafka.consumer({ groupId: `security-ml-${run}-${topic}` });
-  tails.push(consumer);
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic], fromBeginning: false });
-  const start = new Map(ends.map((e) => [e.partition, BigInt(e.high)]));
-  await consumer.run({
-    eachMessage: async ({ partition, message }) => {
-      if (BigInt(message.offset) < (start.get(partition) ?? 0n) || !message.value) return;
-      await decoder.prepare([message.value]);
-      seen.push({ key: message.key?.toString() ?? null, value: decoder.decode(message.value) as Record<string, unknown> });
-    },
-  });
-  for (const e of ends) consumer.seek({ topic, partition: e.partition, offset: e.high });
-  return seen;
-}
+const tails = topicTails(() => adminKafka(), codecs, (topic) => `security-ml-${run}-${topic}`);
+const tail = tails.tail;
 
 beforeAll(async () => {
   if (!secureEnv().KAFKA_BROKERS) return;
@@ -108,7 +61,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(tails.map((c) => c.disconnect().catch(() => {})));
+  await tails.close();
   await fleet?.stop(5000);
   await producer?.disconnect();
   redis?.disconnect();

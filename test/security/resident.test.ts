@@ -1,4 +1,3 @@
-import crypto from "node:crypto";
 import path from "node:path";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
@@ -16,6 +15,7 @@ import { createRedis } from "../../lib/connectors/redis/client.ts";
 import { FeatureClient } from "../../lib/features/client.ts";
 import { Fleet } from "../../lib/runtime/fleet.ts";
 import { collect } from "../support/fleet.ts";
+import { complaint, complaintMessages, RESIDENT_TOPICS as TOPICS, recordIds, ROOT, runIds, until } from "../support/examples.ts";
 import { adminKafka, adminRedis, connections, describeSecure, secureEnv, silent } from "./support.ts";
 
 /**
@@ -27,15 +27,7 @@ import { adminKafka, adminRedis, connections, describeSecure, secureEnv, silent 
  * nothing here talks to a server in the clear. Each sink's effect is observed where a user
  * would look, as test/e2e/resident-management.test.ts does on the open stack.
  */
-const ROOT = path.resolve(import.meta.dirname, "../..");
-const TOPICS = {
-  complaints: "resident.complaint-events",
-  users: "resident.user-events",
-  notifications: "resident.notification-events",
-  throttled: "resident.complaints-throttled",
-};
-const run = crypto.randomBytes(4).toString("hex");
-const uid = (label: string) => `${label}-${run}-${crypto.randomBytes(3).toString("hex")}`;
+const { uid } = runIds();
 
 let fleet: Fleet | undefined;
 let cluster: string;
@@ -46,44 +38,12 @@ let encode: Record<"complaint" | "user" | "notification", (v: unknown) => Buffer
 const createdJobs: string[] = [];
 const createdKeys: string[] = [];
 
-async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 45_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await read();
-    if (ok(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-function complaint(type: string, c: { id: string; userId: string; building: string; status?: string; priority?: string }): Record<string, unknown> {
-  const now = new Date().toISOString();
-  return {
-    type,
-    id: c.id,
-    title: "Water leak under sink",
-    description: "Drips all night",
-    category: "PLUMBING",
-    priority: c.priority ?? "MEDIUM",
-    status: c.status ?? "PENDING",
-    userId: c.userId,
-    apartment: `${c.building}101`,
-    building: c.building,
-    createdAt: now,
-    updatedAt: now,
-  };
-}
-
 async function sendComplaints(events: Record<string, unknown>[], timestamp?: number): Promise<RecordMetadata[]> {
   for (const e of events) createdKeys.push(`complaint:${String(e.id)}`, `resident:complaint-state:${String(e.id)}`);
   return producer.send({
     topic: TOPICS.complaints,
-    messages: events.map((value) => ({ key: String(value.id), value: encode.complaint(value), ...(timestamp ? { timestamp: String(timestamp) } : {}) })),
+    messages: complaintMessages(events, encode.complaint, timestamp),
   });
-}
-
-function recordIds(meta: RecordMetadata[], count: number): string[] {
-  const m = meta[0]!;
-  return Array.from({ length: count }, (_, i) => `${m.topicName}/${m.partition}/${Number(m.baseOffset) + i}@${cluster}`);
 }
 
 /** The worker's queue `notifications`, over TLS as redis-worker (BullMQ's own connection). */
@@ -182,7 +142,7 @@ describeSecure("the resident example end to end on the secured stack (every conn
     try {
       await sub.subscribe("notifications");
       const meta = await sendComplaints([complaint("complaint.created", c), complaint("complaint.updated", { ...c, status: "RESOLVED" })]);
-      const ids = recordIds(meta, 2);
+      const ids = recordIds(meta, 2, cluster);
       createdJobs.push(...ids);
       const last = await until(() => queue.getJob(ids[1]!), (j) => j !== undefined);
       expect(last?.name).toBe("complaint.status_changed");

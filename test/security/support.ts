@@ -1,10 +1,13 @@
 import fs from "node:fs";
 import path from "node:path";
-import { describe, inject } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject } from "vitest";
 import { createKafka } from "../../lib/connectors/kafka/client.ts";
+import { createTopicsReady } from "../../lib/connectors/kafka/topics.ts";
 import { createRedis } from "../../lib/connectors/redis/client.ts";
+import { SfError } from "../../lib/errors.ts";
 import { createLogger } from "../../lib/observability/logger.ts";
 import { Connections } from "../../lib/runtime/connections.ts";
+import { Fleet } from "../../lib/runtime/fleet.ts";
 
 /** The secured stack's variables: worker principals, and the `admin` named connection. */
 export function secureEnv(): Record<string, string> {
@@ -25,9 +28,39 @@ export function connections(overrides: Record<string, string> = {}): Connections
 
 export const silent = createLogger({ level: "silent" });
 
+/** Starts a fleet of `dir` with `env`; returns the SfError it fails to start with (and fails the test if it starts). */
+export async function startError(dir: string, env: Record<string, string>): Promise<SfError> {
+  const fleet = await Fleet.load([dir], { env, logger: silent });
+  try {
+    await fleet.start();
+  } catch (err) {
+    await fleet.stop(2000).catch(() => {});
+    expect(err).toBeInstanceOf(SfError);
+    return err as SfError;
+  }
+  await fleet.stop(2000);
+  throw new Error("the fleet started");
+}
+
 /** Kafka as the admin principal (creates topics, reads what workers wrote). */
 export function adminKafka() {
   return createKafka(connections(), "admin", silent, "security-tests");
+}
+
+/** Creates `topics` (one partition each) as the admin before the file's tests, and deletes them after. */
+export function adminTopics(topics: string[]): void {
+  const withAdmin = async (use: (admin: ReturnType<ReturnType<typeof adminKafka>["admin"]>) => Promise<void>) => {
+    if (!secureEnv().KAFKA_BROKERS) return;
+    const admin = adminKafka().admin();
+    await admin.connect();
+    try {
+      await use(admin);
+    } finally {
+      await admin.disconnect();
+    }
+  };
+  beforeAll(() => withAdmin((admin) => createTopicsReady(admin, topics, 1)));
+  afterAll(() => withAdmin((admin) => admin.deleteTopics({ topics }).catch(() => {})));
 }
 
 /** Redis as the admin user (every key and command: reads results, cleans up). */
