@@ -67,7 +67,11 @@ export interface RecordFailure {
 export interface Sink {
   readonly name: string;
   open?(): Promise<void>;
-  write(records: StreamRecord[]): Promise<{ failed?: RecordFailure[] } | void>;
+  /**
+   * `scope.transaction`: exactly-once delivery — write inside the platform's transaction of the
+   * records' commit unit (only sinks whose spec is `transactional` receive one).
+   */
+  write(records: StreamRecord[], scope?: WriteScope): Promise<{ failed?: RecordFailure[] } | void>;
   /**
    * A sink that combines a batch before writing (the feature store aggregates per entity, a
    * cache keeps the last write per key) offers this: the runner adds each slice of a batch
@@ -76,6 +80,39 @@ export interface Sink {
   batch?(options?: { exact?: boolean }): SinkBatch;
   close(): Promise<void>;
   health?(): Promise<void>;
+}
+
+/** What a write belongs to, besides its records. */
+export interface WriteScope {
+  transaction?: Transaction;
+}
+
+/**
+ * Exactly-once delivery (`delivery: exactly_once`): the platform's transaction of one
+ * partition's commit unit. What transactional sinks and the DLQ write in it becomes visible
+ * to read_committed readers together with the source offsets, at `commit`, or never. Opaque
+ * to the core: the sinks that can write in it belong to the platform's connector.
+ */
+export interface Transaction {
+  /** Commits what was written in it and the source offsets through `offset` (inclusive), at once. */
+  commit(offset: string): Promise<void>;
+  /** Drops what was written in it; nothing of it is ever read (read_committed). */
+  abort(): Promise<void>;
+}
+
+/** How a unit's transaction starts: a transaction, or the offset the partition must be read from instead. */
+export type TransactionStart = { transaction: Transaction } | { resumeAt: string };
+
+/** The transactions of one topology's output (see `StreamPlatform.transactions`). */
+export interface TransactionalOutput {
+  /**
+   * Opens the transaction of a unit starting with `batch`. The first in a group generation
+   * fences every earlier writer of the partition (a zombie can no longer commit), then checks
+   * the partition's committed offset: a zombie that committed after this worker read its
+   * position means the batch is stale, and `resumeAt` says where to read from.
+   */
+  begin(batch: SourceBatch): Promise<TransactionStart>;
+  close(): Promise<void>;
 }
 
 /** A record a sink could not write, named by its origin (a combining sink keeps no records). */
@@ -135,6 +172,11 @@ export interface ComponentSpec<C, T> {
    * back in `failed`, as `write` would return them.
    */
   effect?(config: C, records: readonly StreamRecord[], ctx: EffectContext): SinkEffects | Promise<SinkEffects>;
+  /**
+   * Sinks: writes inside the stream platform's transaction (`WriteScope.transaction`), so a
+   * topology whose sinks all are may declare `delivery: exactly_once`.
+   */
+  transactional?: boolean;
 }
 
 /** What a sink's `effect` receives besides its config. */
@@ -244,7 +286,8 @@ export interface DeadLetter {
 }
 
 export interface DeadLetterWriter {
-  send(topic: string, letters: DeadLetter[]): Promise<void>;
+  /** With `transaction`: written in it (exactly-once), visible only once it commits. */
+  send(topic: string, letters: DeadLetter[], transaction?: Transaction): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -255,7 +298,24 @@ export interface StreamPlatform {
   ensureTopics(topics: string[], partitions?: number): Promise<void>;
   /** Sends a DLQ topic's records back to their source topics (see `streamfleet dlq replay`). */
   replayDeadLetters(dlqTopic: string, group: string, options?: { dryRun?: boolean }): Promise<ReplayResult>;
+  /**
+   * Exactly-once output of a topology reading `source` (its output records, dead letters and
+   * consumed offsets commit in one transaction per commit unit). Throws, saying why, where the
+   * connection's client cannot.
+   */
+  transactions?(options: TransactionOptions): TransactionalOutput;
   close(): Promise<void>;
+}
+
+export interface TransactionOptions {
+  topology: string;
+  /** The topology's source (the transactions commit its group's offsets). */
+  source: Source;
+  group: string;
+  /** The source's named connection: the sinks must write through the same cluster. */
+  connection: string;
+  /** How long a transaction may stay open before the broker aborts it. */
+  timeoutMs: number;
 }
 
 export interface ReplayResult {

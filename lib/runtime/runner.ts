@@ -5,11 +5,11 @@ import type { SchemaCodecs } from "../codecs/registry.ts";
 import { errorCode, errorMessage, isRetriable, SfError } from "../errors.ts";
 import type { EngineMetrics, TopologyMetrics } from "../observability/metrics.ts";
 import type { LoadedTopology } from "../topology/loader.ts";
-import { groupOf } from "../topology/loader.ts";
+import { groupOf, TopologyValidationError } from "../topology/loader.ts";
 import type { Catalogue, SinkDef, StepDef, Topology } from "../topology/model.ts";
-import { BatchAbandoned, BatchControl } from "./batch-control.ts";
+import { BatchAbandoned, BatchControl, backoffDelay } from "./batch-control.ts";
 import type { Connections } from "./connections.ts";
-import type { ComponentContext, DeadLetter, DeadLetterWriter, RecordOrigin, Sink, SinkFailure, Source, SourceBatch, SourceMessage, Step, StreamPlatform, StreamRecord } from "./contracts.ts";
+import type { ComponentContext, DeadLetter, DeadLetterWriter, RecordOrigin, Sink, SinkFailure, Source, SourceBatch, SourceMessage, Step, StreamPlatform, StreamRecord, Transaction, TransactionalOutput } from "./contracts.ts";
 import { runStep } from "./step-runner.ts";
 import { CommitUnits, partitionOf, reachedSinks } from "./units.ts";
 import type { CombiningSink, OpenUnit } from "./units.ts";
@@ -48,6 +48,10 @@ export class TopologyRunner {
   private unitTimer: NodeJS.Timeout | undefined;
   private readonly units: CommitUnits;
   private readonly lastTimestamp = new Map<string, number>();
+  /** Exactly-once delivery: the transactions of the output (undefined: at-least-once). */
+  private txns: TransactionalOutput | undefined;
+  /** Exactly-once: failed units in a row per partition (their back-off grows). */
+  private readonly txnFailures = new Map<string, number>();
 
   constructor(loaded: LoadedTopology, deps: RunnerDeps) {
     this.loaded = loaded;
@@ -108,6 +112,7 @@ export class TopologyRunner {
       },
       this.context("source"),
     );
+    if (t.delivery === "exactly_once") this.txns = this.openTransactions(this.source);
     await this.source.run((batch) => this.handleBatch(batch));
     this.lagTimer = setInterval(() => void this.pollLag(), 10_000).unref();
     // a partition that went quiet still closes its unit on time
@@ -118,6 +123,19 @@ export class TopologyRunner {
 
   ready(): boolean {
     return this.source?.ready() ?? false;
+  }
+
+  /** The platform's transactions for `delivery: exactly_once`; a client that has none fails the start, naming the setting. */
+  private openTransactions(source: Source): TransactionalOutput {
+    const t = this.topology;
+    try {
+      if (!this.deps.platform.transactions) throw new Error("the stream platform offers no transactions");
+      // Long enough for a unit (commit_interval_ms, slow steps); a zombie's open transaction is aborted sooner, when the partition's next owner fences it.
+      const timeoutMs = Math.max(30_000, t.source.commit_interval_ms * 4);
+      return this.deps.platform.transactions({ topology: this.name, source, group: groupOf(t), connection: t.source.connection, timeoutMs });
+    } catch (err) {
+      throw new TopologyValidationError([{ file: this.loaded.file, line: this.loaded.lineOf?.(["delivery"]), path: "delivery", message: `exactly_once cannot run: ${errorMessage(err)}` }]);
+    }
   }
 
   /** Drains in-flight batches and commits; past the deadline, abandons them uncommitted. */
@@ -135,6 +153,7 @@ export class TopologyRunner {
       clearTimeout(timer);
       this.stopping.abort();
     }
+    await this.txns?.close().catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, "closing the transactional producers failed"));
     for (const { step } of this.steps) await step.close?.();
     for (const { sink } of this.sinks) await sink.close().catch((err) => this.logger.warn({ err: errorMessage(err) }, "sink close failed"));
     await this.dlq?.close();
@@ -195,9 +214,15 @@ export class TopologyRunner {
    */
   private async take(batch: SourceBatch, ctl: BatchControl): Promise<void> {
     const unit = this.units.open(batch, (exact) => this.sinks.filter((s) => s.sink.batch).map((s) => ({ ...s, open: s.sink.batch!({ exact }), taken: 0, started: 0 })));
+    if (this.txns && !unit.txn) await this.beginTransaction(unit, batch, ctl);
     const size = this.topology.source.max_batch_records;
     const all = batch.messages;
     let delivering: Promise<void> = Promise.resolve();
+    // Exactly-once: any failure drops the unit with its transaction; otherwise only a stop does.
+    const fail = async (err: unknown): Promise<never> => {
+      if (this.txns) throw await this.failUnit(unit, ctl, err);
+      throw err instanceof BatchAbandoned ? this.units.abandon(unit) : err;
+    };
     for (let from = 0; from < all.length; from += size) {
       if (from > 0) {
         // Past the stop deadline, seeked or stopped: leave the rest uncommitted for the next read.
@@ -208,19 +233,15 @@ export class TopologyRunner {
       }
       const messages = from === 0 && all.length <= size ? all : all.slice(from, from + size);
       const sliceDead: DeadLetter[] = [];
-      const records = await this.prepareSlice(messages, ctl, sliceDead).catch((err: unknown) => {
-        throw err instanceof BatchAbandoned ? this.units.abandon(unit) : err;
-      });
-      await delivering;
-      delivering = this.deliver(records, unit.combining, ctl, sliceDead).then(() => {
+      const records = await this.prepareSlice(messages, ctl, sliceDead).catch(fail);
+      await (this.txns ? delivering.catch(fail) : delivering);
+      delivering = this.deliver(records, unit.combining, ctl, sliceDead, unit.txn).then(() => {
         for (const d of sliceDead) unit.dead.push(d);
         unit.reached.push(reachedSinks(messages, records, sliceDead));
       });
       delivering.catch(() => {}); // observed by the next await
     }
-    await delivering.catch((err: unknown) => {
-      throw err instanceof BatchAbandoned ? this.units.abandon(unit) : err;
-    });
+    await delivering.catch(fail);
     this.units.took(unit, batch);
     if (this.units.due(unit)) await this.close(unit, ctl);
   }
@@ -242,19 +263,24 @@ export class TopologyRunner {
       return;
     }
     const dead = unit.dead;
+    if (this.txns) {
+      if (!unit.txn) throw this.units.abandon(unit);
+      await this.commitTransaction(unit, unit.txn, ctl);
+    } else if (dead.length) await ctl.untilDone("dead-letter write", () => this.dlq.send(this.dlqTopic, dead));
     if (dead.length) {
-      await ctl.untilDone("dead-letter write", () => this.dlq.send(this.dlqTopic, dead));
       for (const d of dead) {
         this.tm.deadLettered(d.code);
         this.logger.warn({ topic: d.origin.topic, partition: d.origin.partition, offset: d.origin.offset, code: d.code, step: d.step, dlq: this.dlqTopic }, `record sent to the DLQ: ${d.message}`);
       }
     }
-    await ctl.untilDone("offset commit", async () => {
-      // The group rebalanced since the unit opened: its partition may be another worker's now,
-      // and this worker reads from the committed offset again. Commit nothing.
-      if (unit.batch.currentGeneration() !== unit.generation) throw this.units.abandon(unit);
-      await unit.batch.commitThrough(unit.last.offset);
-    });
+    if (!this.txns) {
+      await ctl.untilDone("offset commit", async () => {
+        // The group rebalanced since the unit opened: its partition may be another worker's now,
+        // and this worker reads from the committed offset again. Commit nothing.
+        if (unit.batch.currentGeneration() !== unit.generation) throw this.units.abandon(unit);
+        await unit.batch.commitThrough(unit.last.offset);
+      });
+    }
     this.units.closed(unit);
     // Counted once committed: a unit abandoned by a stop is counted when it is read again.
     const now = this.now();
@@ -266,6 +292,58 @@ export class TopologyRunner {
       this.tm.endToEnd(r.times, now);
     }
     this.trackLag(unit.batch, unit.last);
+  }
+
+  /**
+   * Exactly-once: opens the unit's transaction. The first of a generation fences the partition's
+   * earlier writers; if one of them committed after this worker read its position, the unit is
+   * dropped and the partition read again from the committed offset.
+   */
+  private async beginTransaction(unit: OpenUnit, batch: SourceBatch, ctl: BatchControl): Promise<void> {
+    let start;
+    try {
+      start = await ctl.untilDone("transaction start", () => this.txns!.begin(batch));
+    } catch (err) {
+      throw err instanceof BatchAbandoned ? this.units.abandon(unit) : await this.failUnit(unit, ctl, err);
+    }
+    if ("resumeAt" in start) {
+      this.logger.info({ topic: batch.topic, partition: batch.partition, from: unit.first, resumeAt: start.resumeAt }, "an earlier owner of the partition committed after this worker read its position; reading on from its commit");
+      throw this.units.abandon(unit, start.resumeAt);
+    }
+    unit.txn = start.transaction;
+  }
+
+  /** Exactly-once: dead letters in the unit's transaction, then its commit with the offsets; a failure drops the unit. */
+  private async commitTransaction(unit: OpenUnit, txn: Transaction, ctl: BatchControl): Promise<void> {
+    try {
+      if (unit.dead.length) await this.dlq.send(this.dlqTopic, unit.dead, txn);
+      // Rebalanced since the unit opened: commit nothing (the broker would refuse the old generation anyway).
+      if (unit.batch.currentGeneration() !== unit.generation) throw this.units.abandon(unit);
+      await txn.commit(unit.last.offset);
+      unit.txn = undefined;
+      this.txnFailures.delete(unit.key);
+    } catch (err) {
+      throw await this.failUnit(unit, ctl, err);
+    }
+  }
+
+  /**
+   * Exactly-once: a write, a dead letter or the commit of a unit failed. Nothing of it is
+   * retried inside its transaction (a retried send could write twice): the transaction is
+   * aborted, the unit dropped, and its records read again after a back-off.
+   */
+  private async failUnit(unit: OpenUnit, ctl: BatchControl, err: unknown): Promise<BatchAbandoned> {
+    const abandoned = this.units.abandon(unit);
+    if (err instanceof BatchAbandoned) return abandoned;
+    const attempt = (this.txnFailures.get(unit.key) ?? 0) + 1;
+    this.txnFailures.set(unit.key, attempt);
+    const delay = backoffDelay(this.topology.errors, attempt);
+    this.logger.warn(
+      { topic: unit.batch.topic, partition: unit.batch.partition, from: unit.first, code: errorCode(err), attempt, retryInMs: delay },
+      `exactly-once unit failed; its transaction is aborted and its records are read again: ${errorMessage(err)}`,
+    );
+    await ctl.sleep(delay).catch(() => {});
+    return abandoned;
   }
 
   /** Closes every open unit that is due by age (a partition that went quiet); called by a timer. */
@@ -296,7 +374,7 @@ export class TopologyRunner {
   }
 
   /** Hands a slice's records to every sink: combining sinks take them at once, the others write. */
-  private async deliver(records: StreamRecord[], combining: CombiningSink[], ctl: BatchControl, dead: DeadLetter[]): Promise<void> {
+  private async deliver(records: StreamRecord[], combining: CombiningSink[], ctl: BatchControl, dead: DeadLetter[], txn?: Transaction): Promise<void> {
     if (records.length === 0) return;
     const routed = records.some((r) => r.targets !== undefined);
     const writes: Promise<void>[] = [];
@@ -305,7 +383,7 @@ export class TopologyRunner {
       if (mine.length === 0) continue;
       const c = s.sink.batch ? combining.find((x) => x.sink === s.sink) : undefined;
       if (!c) {
-        writes.push(this.writeSink(s, mine, ctl, dead));
+        writes.push(txn ? this.writeInTransaction(s, mine, txn, dead) : this.writeSink(s, mine, ctl, dead));
         continue;
       }
       const t0 = performance.now();
@@ -314,6 +392,21 @@ export class TopologyRunner {
       c.started += performance.now() - t0;
     }
     await Promise.all(writes);
+  }
+
+  /** Exactly-once: one attempt, in the unit's transaction; a failure fails the unit (see `failUnit`). */
+  private async writeInTransaction({ def, sink }: { def: SinkDef; sink: Sink }, mine: StreamRecord[], transaction: Transaction, dead: DeadLetter[]): Promise<void> {
+    const t0 = performance.now();
+    let result;
+    try {
+      result = await sink.write(mine, { transaction });
+    } catch (err) {
+      this.tm.sink(def.name, mine.length, 0, false);
+      throw err;
+    }
+    const failed = result?.failed ?? [];
+    this.tm.sink(def.name, mine.length - failed.length, (performance.now() - t0) / 1000, true);
+    for (const f of failed) dead.push(this.letter(f.record.origin, f.error, def.path, 1));
   }
 
   private async writeSink({ def, sink }: { def: SinkDef; sink: Sink }, mine: StreamRecord[], ctl: BatchControl, dead: DeadLetter[]): Promise<void> {

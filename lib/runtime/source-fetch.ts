@@ -24,6 +24,7 @@ export function withFetchLimits(platform: StreamPlatform, topologies: readonly L
     deadLetters: (ctx) => platform.deadLetters(ctx),
     ensureTopics: (topics, partitions) => platform.ensureTopics(topics, partitions),
     replayDeadLetters: (dlqTopic, group, options) => platform.replayDeadLetters(dlqTopic, group, options),
+    ...(platform.transactions ? { transactions: (options) => platform.transactions!(options) } : {}),
     close: () => platform.close(),
   };
 }

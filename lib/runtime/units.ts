@@ -8,7 +8,7 @@
  * the partition is caught up, every fetch commits at once.
  */
 import { BatchAbandoned } from "./batch-control.ts";
-import type { DeadLetter, Sink, SinkBatch, SourceBatch, SourceMessage, StreamRecord } from "./contracts.ts";
+import type { DeadLetter, Sink, SinkBatch, SourceBatch, SourceMessage, StreamRecord, Transaction } from "./contracts.ts";
 import type { SinkDef } from "../topology/model.ts";
 
 /**
@@ -53,6 +53,8 @@ export interface OpenUnit {
   readonly opened: number;
   /** The last batch reached the partition's end as fetched (nothing more to take right now). */
   caughtUp: boolean;
+  /** Exactly-once: the transaction its writes and its commit go in (aborted if the unit is dropped). */
+  txn?: Transaction;
 }
 
 export interface UnitLimits {
@@ -97,6 +99,7 @@ export class CommitUnits {
     const key = partitionOf(batch);
     const current = this.units.get(key);
     if (current && current.generation === batch.generation) return current;
+    if (current) dropTransaction(current);
     const first = batch.messages[0]!;
     const until = this.exactUntil.get(key);
     const exact = until !== undefined && BigInt(first.offset) <= until;
@@ -126,10 +129,11 @@ export class CommitUnits {
     return unit.exact || unit.firstOfGeneration || unit.caughtUp || unit.records >= this.limits.maxRecords || this.now() - unit.opened >= this.limits.intervalMs;
   }
 
-  /** Drops a unit uncommitted; its records are fetched again from its first offset. */
-  abandon(unit: OpenUnit): BatchAbandoned {
+  /** Drops a unit uncommitted (its transaction aborted); its records are fetched again from its first offset, or `from`. */
+  abandon(unit: OpenUnit, from = unit.first): BatchAbandoned {
     if (this.units.get(unit.key) === unit) this.units.delete(unit.key);
-    unit.batch.seek(unit.first);
+    dropTransaction(unit);
+    unit.batch.seek(from);
     return new BatchAbandoned();
   }
 
@@ -155,6 +159,13 @@ export class CommitUnits {
       ),
     );
   }
+}
+
+/** Aborts a dropped unit's transaction (the platform orders it before the partition's next one). */
+function dropTransaction(unit: OpenUnit): void {
+  const txn = unit.txn;
+  unit.txn = undefined;
+  void txn?.abort().catch(() => {});
 }
 
 export function reachedSinks(messages: readonly SourceMessage[], records: readonly StreamRecord[], dead: readonly DeadLetter[]): Reached {

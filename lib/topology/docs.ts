@@ -3,7 +3,7 @@ import { CATALOGUE } from "../errors.ts";
 import { codecSchema } from "../codecs/index.ts";
 import { HOT_RELOAD, REGISTRY_AT_START, TEMPLATES, VALIDATE } from "./docs-prose.ts";
 import type { Catalogue } from "./model.ts";
-import { errorPolicySchema, sourceSchema } from "./model.ts";
+import { deliverySchema, errorPolicySchema, sourceSchema } from "./model.ts";
 
 /**
  * The topology model as data for people and editors: a JSON Schema (for YAML completion)
@@ -28,6 +28,7 @@ function documentedModel(cat: Catalogue) {
       steps: z.array(z.union(steps as unknown as [z.ZodType, z.ZodType, ...z.ZodType[]])).optional(),
       sinks: z.array(z.union(sinks as unknown as [z.ZodType, z.ZodType, ...z.ZodType[]])).min(1),
       errors: errorPolicySchema.optional(),
+      delivery: deliverySchema.optional(),
       log_level: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).optional(),
     })
     .strict();
@@ -79,7 +80,7 @@ export function renderTopologyDoc(cat: Catalogue): string {
     "",
     "## Top level",
     "",
-    fieldsTable(componentSchema({ schema: z.object({ name: z.string().describe("Topology name: unique in the fleet"), description: z.string().optional(), source: z.object({}).describe("See Source"), codec: z.object({}).optional().describe("Key and value codecs; see Codecs"), steps: z.array(z.unknown()).optional().describe("Ordered steps; see Steps"), sinks: z.array(z.unknown()).min(1).describe("One or more sinks; see Sinks"), errors: z.object({}).optional().describe("Retries and the dead-letter topic; see Errors"), log_level: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).optional().describe("Log level of this topology") }) })),
+    fieldsTable(componentSchema({ schema: z.object({ name: z.string().describe("Topology name: unique in the fleet"), description: z.string().optional(), source: z.object({}).describe("See Source"), codec: z.object({}).optional().describe("Key and value codecs; see Codecs"), steps: z.array(z.unknown()).optional().describe("Ordered steps; see Steps"), sinks: z.array(z.unknown()).min(1).describe("One or more sinks; see Sinks"), errors: z.object({}).optional().describe("Retries and the dead-letter topic; see Errors"), delivery: deliverySchema, log_level: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).optional().describe("Log level of this topology") }) })),
     "",
     "## Source",
     "",

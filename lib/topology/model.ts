@@ -102,6 +102,13 @@ export const errorPolicySchema = z
   .strict()
   .default({ retries: 3, backoff_ms: 100, max_backoff_ms: 10_000, dlq: {} });
 
+export const deliverySchema = z
+  .enum(["at_least_once", "exactly_once"])
+  .default("at_least_once")
+  .describe(
+    "at_least_once: every sink gets every record at least once, made effectively-once by idempotent sinks. exactly_once (every sink a `kafka` topic on the source's connection, KAFKA_CLIENT=platformatic): output records, dead letters and consumed offsets commit in one Kafka transaction per commit unit, and read_committed readers see each input's output exactly once (docs/kafka-clients.md)",
+  );
+
 const sinkBase = z
   .object({
     // `type: null` in YAML is a null, not the string: accept it for the null sink.
@@ -183,6 +190,7 @@ export function topologySchema(cat: Catalogue) {
       steps: z.array(step).default([]),
       sinks: z.array(sink).min(1, "expected at least one sink"),
       errors: errorPolicySchema,
+      delivery: deliverySchema,
       log_level: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).optional(),
     })
     .strict()
@@ -193,6 +201,19 @@ export function topologySchema(cat: Catalogue) {
         if (seen.has(s.name)) ctx.addIssue({ code: "custom", message: `sink name "${s.name}" is used twice (also sinks[${seen.get(s.name)}]); give one a \`name\``, path: ["sinks", i, "name"] });
         seen.set(s.name, i);
       });
+      if (t.delivery === "exactly_once") {
+        t.sinks.forEach((s, i) => {
+          if (s && !cat.sinks.get(s.type)?.transactional) {
+            ctx.addIssue({ code: "custom", message: `delivery: exactly_once needs every sink to write inside the Kafka transaction (type kafka); "${s.type}" cannot: give it its own topology reading the output topic, or use delivery: at_least_once`, path: ["sinks", i, "type"] });
+            return;
+          }
+          // One transaction spans one cluster: a transactional sink writes through the source's connection.
+          const connection = (s?.config as { connection?: unknown } | undefined)?.connection;
+          if (typeof connection === "string" && connection !== t.source.connection) {
+            ctx.addIssue({ code: "custom", message: `delivery: exactly_once writes in the source's Kafka transaction: expected connection "${t.source.connection}" (the source's), got "${connection}"`, path: ["sinks", i, "connection"] });
+          }
+        });
+      }
     })
     .transform((t) => {
       t.steps.forEach((s, i) => (s.path = `steps[${i}].${s.kind}`));

@@ -6,6 +6,7 @@ import { compileTemplate } from "../../topology/template.ts";
 import { template } from "../../topology/template-fields.ts";
 import { oversized } from "./chunks.ts";
 import { checkTopicAccess, sharedWriter } from "./platform.ts";
+import { writerIn } from "./transactions.ts";
 import type { KafkaWriter, OutMessage } from "./writer.ts";
 
 const schema = z
@@ -25,9 +26,10 @@ const schema = z
   .strict();
 type Config = z.infer<typeof schema>;
 
-/** `kafka` sink: Avro (registry) or JSON values, idempotent producer, acks=all. */
+/** `kafka` sink: Avro (registry) or JSON values, idempotent producer, acks=all; in a transaction under `delivery: exactly_once`. */
 export const kafkaSink: ComponentSpec<Config, Sink> = {
   schema,
+  transactional: true,
   description: "Write records to a Kafka topic (Avro through the registry, or JSON), idempotent producer with acks=all; how topologies chain.",
   verify(config, ctx) {
     if (config.value.type !== "avro") return [];
@@ -60,7 +62,7 @@ export const kafkaSink: ComponentSpec<Config, Sink> = {
         writer = await sharedWriter(ctx.connections, config.connection, ctx.logger);
         await checkTopicAccess(ctx.connections, config.connection, ctx.logger, config.topic);
       },
-      async write(records) {
+      async write(records, scope) {
         const messages: OutMessage[] = [];
         const failed = [];
         for (const r of records) {
@@ -72,8 +74,10 @@ export const kafkaSink: ComponentSpec<Config, Sink> = {
             failed.push({ record: r, error: new SfError("SF_ERR_SINK_RECORD_INVALID", `value does not encode for ${config.topic}: ${(err as Error).message}`) });
           }
         }
+        // exactly_once: in the unit's transaction (the topology's source connection, checked at validation).
+        const out = scope?.transaction ? writerIn(scope.transaction, writer!) : writer!;
         try {
-          await writer!.send(config.topic, messages);
+          await out.send(config.topic, messages);
         } catch (err) {
           // An ACL revoked while running: not retriable, so the batch goes to the DLQ with the reason.
           const denied = writer!.securityError(err, { topics: [config.topic] });

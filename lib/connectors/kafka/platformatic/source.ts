@@ -12,8 +12,17 @@ import { platformaticOptions } from "./options.ts";
 type FetchRequestTopic = fetchV17.FetchRequestTopic;
 type FetchResponse = fetchV17.FetchResponse;
 
-/** Record batch attribute: a transaction marker, not a record. */
+/** Record batch attributes: written in a transaction; a transaction marker, not a record. */
+const IS_TRANSACTIONAL = 0x10;
 const IS_CONTROL = 0x20;
+
+/** The running source of each consumer group (group names are unique in a fleet): the group's transactions commit through it. */
+const running = new Map<string, PlatformaticSource>();
+
+/** The source consuming as `group` in this process, if it runs. */
+export function runningSource(group: string): PlatformaticSource | undefined {
+  return running.get(group);
+}
 
 interface Planned {
   key: string;
@@ -68,11 +77,13 @@ export class PlatformaticSource implements Source {
   private readonly seeks = new Map<string, number>();
   private readonly paused = new Map<string, number>();
   private readonly inflight = new Set<Promise<void>>();
+  /** The group's generation id and member id of each join (by this source's generation count): what a transactional offset commit carries. */
+  private readonly joins = new Map<number, { generationId: number; memberId: string }>();
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
   private patternTimer: NodeJS.Timeout | undefined;
 
-  constructor(connections: Connections, options: FetchingSourceOptions, logger: Logger, metrics: TopologyMetrics, isolation: "read_uncommitted" | "read_committed" = "read_uncommitted") {
+  constructor(connections: Connections, options: FetchingSourceOptions, logger: Logger, metrics: TopologyMetrics, isolation: "read_uncommitted" | "read_committed" = "read_committed") {
     this.connections = connections;
     this.options = options;
     this.logger = logger;
@@ -114,6 +125,7 @@ export class PlatformaticSource implements Source {
     const meta = await this.consumer.metadata({ topics: this.topics });
     this.cluster = tagOf(meta);
     for (const t of this.topics) this.consumer.topics.track(t);
+    running.set(this.options.group, this);
     await this.consumer.joinGroup({});
     if (this.options.pattern) {
       // New topics that match: subscribe and rejoin (the kafkajs side sees them by its metadata refresh).
@@ -157,6 +169,8 @@ export class PlatformaticSource implements Source {
 
   private onJoin(p: ConsumerGroupJoinPayload): void {
     this.generation++;
+    this.joins.clear();
+    this.joins.set(this.generation, { generationId: p.generationId ?? this.consumer.generationId, memberId: p.memberId });
     this.joined = true;
     this.crashed = undefined;
     this.metrics.rebalanced();
@@ -402,10 +416,12 @@ export class PlatformaticSource implements Source {
         const batches: RecordsBatch[] = p.records ?? [];
         let next = from;
         const messages: SourceMessage[] = [];
+        const aborted = p.abortedTransactions?.length ? new AbortedTransactions(p.abortedTransactions) : undefined;
         for (const b of batches) {
           const first = b.firstOffset;
           const end = first + BigInt(b.lastOffsetDelta) + 1n;
           if (end > next) next = end;
+          if (aborted?.skip(b, end - 1n)) continue;
           if (b.attributes & IS_CONTROL) continue;
           const base = Number(first);
           const baseTs = Number(b.firstTimestamp);
@@ -439,6 +455,7 @@ export class PlatformaticSource implements Source {
     this.wake();
     await Promise.allSettled([...this.inflight]);
     await beforeLeave?.().catch((err: unknown) => this.logger.warn({ err }, "last commits before leaving the group failed; what they cover is read again"));
+    if (running.get(this.options.group) === this) running.delete(this.options.group);
     this.stopping = true;
     this.wake();
     await this.loop;
@@ -450,6 +467,20 @@ export class PlatformaticSource implements Source {
       this.logger.debug({ err: describe(err) }, "leaving the group failed; the session timeout removes this member");
     }
     await this.consumer.close(true).catch(() => {});
+  }
+
+  /** The group's join a batch of generation `gen` was fetched in, while it is the current one (KIP-447 fencing). */
+  groupMetadata(gen: number): { generationId: number; memberId: string; coordinatorId: number } | undefined {
+    const join = this.joins.get(gen);
+    const coordinatorId = this.consumer.coordinatorId;
+    return join && gen === this.generation && coordinatorId !== null ? { ...join, coordinatorId } : undefined;
+  }
+
+  /** The group's committed offset of one partition (undefined: none). */
+  async committedOffset(topic: string, partition: number): Promise<bigint | undefined> {
+    const committed = await this.consumer.listCommittedOffsets({ topics: [{ topic, partitions: [partition] }] });
+    const o = committed.get(topic)?.[partition];
+    return o !== undefined && o >= 0n ? o : undefined;
   }
 
   /** The high watermark of each partition of `topic` (index: partition). */
@@ -488,6 +519,28 @@ export class PlatformaticSource implements Source {
       }
     }
     return out;
+  }
+}
+
+/**
+ * read_committed: the broker returns records up to the last stable offset, aborted ones
+ * included, with the list of aborted transactions (producer id, first offset); the client
+ * drops a transactional batch of a producer from that list's first offset until the
+ * producer's abort marker (as the Java consumer does).
+ */
+class AbortedTransactions {
+  private readonly pending: { producerId: bigint; firstOffset: bigint }[];
+  private readonly open = new Set<bigint>();
+  constructor(list: readonly { producerId: bigint; firstOffset: bigint }[]) {
+    this.pending = [...list].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0));
+  }
+  /** True for a batch to drop: records of an aborted transaction, or that transaction's marker. */
+  skip(b: RecordsBatch, lastOffset: bigint): boolean {
+    while (this.pending.length && this.pending[0]!.firstOffset <= lastOffset) this.open.add(this.pending.shift()!.producerId);
+    if (!(b.attributes & IS_TRANSACTIONAL) || !this.open.has(b.producerId)) return false;
+    // The abort marker ends the aborted transaction; it is no record either.
+    if (b.attributes & IS_CONTROL) this.open.delete(b.producerId);
+    return true;
   }
 }
 
