@@ -70,6 +70,8 @@ export function createRedisClient(connections: Connections, name = "default", ex
     retryDelayOnClusterDown: 200,
     retryDelayOnTryAgain: 200,
     slotsRefreshTimeout: 2_000,
+    // a master that died without a MOVED to say so: its replica's promotion is seen within 2 s
+    slotsRefreshInterval: 2_000,
     ...(enableAutoPipelining ? { enableAutoPipelining } : {}),
     redisOptions: {
       connectTimeout: 5_000,
@@ -156,6 +158,11 @@ export function toSfError(err: unknown, client: RedisClient, where: string): SfE
     return new SfError("SF_ERR_SINK_REJECTED", `Redis at ${describeTarget(client)} refused a command: ${(err as Error).message}`, { cause: err, where });
   }
   const reason = err instanceof Error ? err.message : String(err);
+  if (isClusterRedirect(err)) {
+    // a failover or resharding: the slot map is read again at once, the batch retried after it
+    if ((client as Cluster).isCluster) (client as Cluster).refreshSlotsCache();
+    return new SfError("SF_ERR_SINK_NOT_CONNECTED", `the Redis Cluster at ${describeTarget(client)} is failing over or moving a slot (${reason}); the batch will be retried`, { cause: err, where });
+  }
   return new SfError("SF_ERR_SINK_NOT_CONNECTED", `Redis at ${describeTarget(client)} is unreachable (${reason}); the batch will be retried`, { cause: err, where });
 }
 
@@ -188,8 +195,46 @@ export async function execPipeline(client: RedisClient, pipeline: ChainableComma
  * a cluster one per node serving `keyOf(i)` (undefined: any node), sent at once. Results in
  * command order; a connection failure on any node throws for the whole batch (retried whole).
  */
-export function execPerNode(client: RedisClient, count: number, keyOf: (i: number) => string | undefined, add: (p: ChainableCommander, i: number) => void, where: string): Promise<Array<[Error | null, unknown]>> {
-  return perNodePipelines(client, count, keyOf, add, (p) => execPipeline(client, p, where));
+export function execPerNode(
+  client: RedisClient,
+  count: number,
+  keyOf: (i: number) => string | undefined,
+  add: (p: ChainableCommander, i: number) => void,
+  where: string,
+  wait?: WaitReplicas,
+): Promise<Array<[Error | null, unknown]>> {
+  if (!wait) return perNodePipelines(client, count, keyOf, add, (p) => execPipeline(client, p, where));
+  return perNodePipelines(client, count, keyOf, add, async (p) => {
+    // WAIT ends each node's pipeline: it answers once that many replicas hold every write before it
+    p.call("WAIT", wait.replicas, wait.timeoutMs);
+    const results = await execPipeline(client, p, where);
+    const [err, acked] = results.pop()!;
+    if (err || Number(acked) < wait.replicas) {
+      throw new SfError("SF_ERR_SINK_NOT_CONNECTED", `Redis at ${describeTarget(client)}: ${err ? `WAIT failed (${err.message})` : `${Number(acked)} of ${wait.replicas} replica(s) acknowledged the write within ${wait.timeoutMs} ms`}; the batch will be retried`, { where });
+    }
+    return results;
+  });
+}
+
+/** REDIS_WAIT_REPLICAS[__NAME]: writes count as done once this many replicas of their master hold them. */
+export interface WaitReplicas {
+  replicas: number;
+  timeoutMs: number;
+}
+
+/**
+ * The WAIT setting of connection `name`: REDIS_WAIT_REPLICAS (a whole number ≥ 1; unset or 0:
+ * no WAIT) and REDIS_WAIT_TIMEOUT_MS (default 1000). Read by the sinks that commit offsets after
+ * their write (redis.features, redis.cache), so a master failover cannot lose a committed write.
+ */
+export function waitReplicas(connections: Connections, name: string): WaitReplicas | undefined {
+  const raw = connections.get("REDIS_WAIT_REPLICAS", name);
+  if (raw === undefined || raw === "0") return undefined;
+  const replicas = Number(raw);
+  const timeoutMs = Number(connections.get("REDIS_WAIT_TIMEOUT_MS", name) ?? 1000);
+  if (!Number.isInteger(replicas) || replicas < 1) throw new SfError("SF_ERR_CONFIG_MISSING", `${connections.variable("REDIS_WAIT_REPLICAS", name)} is a whole number of replicas (1 or more), got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new SfError("SF_ERR_CONFIG_MISSING", `${connections.variable("REDIS_WAIT_TIMEOUT_MS", name)} is a whole number of ms (1 or more)`);
+  return { replicas, timeoutMs };
 }
 
 /** open/close shared by the Redis steps (a client the step created is closed with it). */

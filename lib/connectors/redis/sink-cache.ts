@@ -3,7 +3,7 @@ import { SfError } from "../../errors.ts";
 import { writeAsOneBatch } from "../../runtime/sink-batch.ts";
 import { compilePredicate } from "../../topology/predicate.ts";
 import type { ComponentContext, ComponentSpec, RecordOrigin, Sink, SinkBatch, SinkFailure } from "../../runtime/contracts.ts";
-import { createRedisClient, ensureConnected, execPerNode, redisLifecycle } from "./client.ts";
+import { createRedisClient, ensureConnected, execPerNode, redisLifecycle, waitReplicas } from "./client.ts";
 import type { RedisClient } from "./client.ts";
 import { cacheSinkSchema } from "./config.ts";
 import type { CacheSinkConfig } from "./config.ts";
@@ -38,6 +38,7 @@ export function createCacheSink(config: CacheSinkConfig, ctx: ComponentContext, 
   const prefix = config.key_prefix;
   const ttl = config.ttl_seconds;
   const fields = config.fields;
+  const wait = waitReplicas(ctx.connections, config.connection);
 
   function batch(): SinkBatch {
     const last = new Map<string, LastWrite>();
@@ -71,7 +72,7 @@ export function createCacheSink(config: CacheSinkConfig, ctx: ComponentContext, 
           else if (ttl) p.set(prefix + k, JSON.stringify(pick(w.value, fields)), "EX", ttl);
           else p.set(prefix + k, JSON.stringify(pick(w.value, fields)));
         };
-        const results = await timed(metrics, ctx.topology, "cache", () => execPerNode(redis, writes.length, (i) => prefix + writes[i]![0], add, ctx.component));
+        const results = await timed(metrics, ctx.topology, "cache", () => execPerNode(redis, writes.length, (i) => prefix + writes[i]![0], add, ctx.component, wait));
         const failed: SinkFailure[] = [];
         results.forEach(([err], i) => {
           if (err) failed.push({ origin: origins[i]!, error: new SfError("SF_ERR_SINK_RECORD_INVALID", `Redis refused the cache write: ${err.message}`, { where: ctx.component }) });

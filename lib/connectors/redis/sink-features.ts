@@ -3,7 +3,7 @@ import { writeAsOneBatch } from "../../runtime/sink-batch.ts";
 import type { ComponentContext, ComponentSpec, RecordOrigin, Sink, SinkBatch, SinkFailure } from "../../runtime/contracts.ts";
 import { keys } from "../../features/layout.ts";
 import { offlineRecorder } from "../../features/offline-recorder.ts";
-import { createRedisClient, ensureConnected, execPerNode, execPipeline, redisLifecycle } from "./client.ts";
+import { createRedisClient, ensureConnected, execPerNode, execPipeline, redisLifecycle, waitReplicas } from "./client.ts";
 import type { RedisClient } from "./client.ts";
 import { isCluster, keySlot } from "./cluster.ts";
 import { featuresSinkSchema } from "./config.ts";
@@ -52,6 +52,7 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
   const redis = client ?? createRedisClient(ctx.connections, config.connection);
   // on a Redis Cluster: entity keys hash-tagged, a script's entities all in one slot, a pipeline per node
   const cluster = isCluster(redis);
+  const wait = waitReplicas(ctx.connections, config.connection);
   defineScripts(redis);
   const views = config.views.map(compileView);
   const headers = new Map(views.map((v) => [v, viewHeader(v.def)]));
@@ -92,6 +93,7 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
         callScript(p, "featuresApply", entityKeys, args);
       },
       ctx.component,
+      wait,
     );
   }
 
