@@ -6,7 +6,7 @@ import { defaultCatalogue } from "../runtime/fleet.ts";
 import type { Topology } from "../topology/model.ts";
 import { groupOf, loadTopologies } from "../topology/loader.ts";
 import { parseCommand } from "./args.ts";
-import { missingHeapFlags } from "./worker-heap.ts";
+import { missingHeapFlags, WORKER_ENV } from "./worker-heap.ts";
 
 /** The image's admin port (Dockerfile: STREAMFLEET_ADMIN_PORT). */
 export const ADMIN_PORT = 9464;
@@ -86,6 +86,7 @@ export function topologyManifests(t: Topology, file: string, o: K8sOptions): Rec
                 { name: "STREAMFLEET_ADMIN_PORT", value: String(ADMIN_PORT) },
                 { name: "STREAMFLEET_SHUTDOWN_MS", value: "30000" },
                 { name: "NODE_OPTIONS", value: missingHeapFlags([], "").join(" ") },
+                ...Object.entries(WORKER_ENV).map(([name, value]) => ({ name, value })),
               ],
               ports: [{ name: "admin", containerPort: ADMIN_PORT }],
               livenessProbe: { httpGet: { path: "/healthz", port: "admin" }, periodSeconds: 10 },

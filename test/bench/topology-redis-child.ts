@@ -73,12 +73,18 @@ export function peakRssMb(): number {
 /**
  * BENCH_MEM=1: samples process.memoryUsage() every 100 ms and, at the report, prints the sample
  * with the highest RSS (where the memory is: V8 heap, young generation, buffers, the rest).
+ * BENCH_MEM=timeline also prints every fifth sample as it is taken (when the peak comes).
  */
 let peakSample: NodeJS.MemoryUsage | undefined;
 if (process.env.BENCH_MEM) {
+  let n = 0;
   setInterval(() => {
     const m = process.memoryUsage();
     if (!peakSample || m.rss > peakSample.rss) peakSample = m;
+    if (process.env.BENCH_MEM === "timeline" && n++ % 5 === 0) {
+      const mb = (x: number) => (x / 1048576).toFixed(0);
+      console.error(`mem ${(process.uptime()).toFixed(1)} s: rss ${mb(m.rss)}, heap ${mb(m.heapTotal)} (used ${mb(m.heapUsed)}), external ${mb(m.external)}, peak ${peakRssMb().toFixed(0)}`);
+    }
   }, 100).unref();
 }
 

@@ -7,6 +7,7 @@
  *   BENCH_SOURCE=max_bytes_per_partition=65536,commit_interval_ms=0   (the topologies' source settings
  *                                          other than the model's defaults; numbers only)
  *   BENCH_MEM=1                            (each contender prints where its memory is at its peak RSS)
+ *   BENCH_MEM=timeline                     (… and every 500 ms its RSS, heap and external memory as it runs)
  *   BENCH_ALLOC=/tmp/alloc                 (each contender writes an allocation profile there)
  *   KAFKA_CLIENT=platformatic              (the topologies read through @platformatic/kafka)
  *   BENCH_FROM=src                         (contenders run from the TypeScript sources; by default every
@@ -31,7 +32,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { readAvsc } from "../../lib/codecs/avro.ts";
 import { SchemaCodecs } from "../../lib/codecs/registry.ts";
 import { createTopicsReady } from "../../lib/connectors/kafka/topics.ts";
-import { missingHeapFlags } from "../../lib/cli/worker-heap.ts";
+import { missingHeapFlags, missingWorkerEnv } from "../../lib/cli/worker-heap.ts";
 import { PrivateRedis } from "../support/private-redis.ts";
 import { benchEnv, machine, rate } from "./support.ts";
 import type { ChildConfig, ChildResult, Contender } from "./topology-redis-child.ts";
@@ -131,9 +132,10 @@ function runChild(config: ChildConfig): Promise<ChildResult> {
   const handWritten = config.contender === "bare" || config.contender === "hand";
   const name = handWritten ? "topology-redis-kafkajs" : "topology-redis-fleet";
   const file = FROM_SOURCES ? path.join(import.meta.dirname, `${name}.ts`) : path.join(BUILD, "test/bench", `${name}.js`);
-  // A topology runs as `streamfleet run` runs it: with a worker's heap bounds (those the flags and NODE_OPTIONS leave unset).
+  // A topology runs as `streamfleet run` runs it: with a worker's heap bounds and environment (those the flags, NODE_OPTIONS and the environment leave unset).
   const execArgv = handWritten ? NODE_FLAGS : [...NODE_FLAGS, ...missingHeapFlags(NODE_FLAGS, process.env.NODE_OPTIONS)];
-  const child = fork(file, [], { env: { ...process.env, BENCH_CHILD: JSON.stringify(config) }, execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const workerEnv = handWritten ? {} : missingWorkerEnv(process.env);
+  const child = fork(file, [], { env: { ...process.env, ...workerEnv, BENCH_CHILD: JSON.stringify(config) }, execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
   // A contender that stops making progress (a crash loop, a lost record) fails the run instead of hanging it.
   const limitS = 60 + config.records / 2_000;
   const watchdog = setTimeout(() => child.kill("SIGKILL"), limitS * 1000);
@@ -191,9 +193,13 @@ function print(round: number, outcomes: Outcome[]): void {
       `${LABEL[o.contender].padEnd(38)} ${f0((N / o.ms) * 1000).padStart(10)} ${ratio.padStart(7)} ${`${o.redisCpu.toFixed(2)} s`.padStart(10)} ${((o.redisCpu / N) * 1e6).toFixed(2).padStart(7)} ${`${f0(o.peakRssMb)} MB`.padStart(9)} ${((o.cpuMs / N) * 1000).toFixed(2).padStart(10)} ${`${f0(o.marks.firstCommit ?? NaN)} ms`.padStart(9)}  ${ok}`,
     );
   }
-  console.log("CPU µs/rec: the contender process's user + system time (GC threads too, start-up included) over N; its node flags:");
+  console.log("CPU µs/rec: the contender process's user + system time (GC threads too, start-up included) over N; its node flags (and worker environment):");
   const nodeOptions = process.env.NODE_OPTIONS ? ` NODE_OPTIONS="${process.env.NODE_OPTIONS}"` : "";
-  for (const o of outcomes) console.log(`  ${o.contender.padEnd(9)} ${o.execArgv.filter((a) => !NODE_FLAGS.includes(a)).join(" ") || "(none)"}${nodeOptions}`);
+  const workerEnv = Object.entries(missingWorkerEnv(process.env)).map(([k, v]) => ` ${k}=${v}`).join("");
+  for (const o of outcomes) {
+    const env = o.contender === "bare" || o.contender === "hand" ? "" : workerEnv;
+    console.log(`  ${o.contender.padEnd(9)} ${o.execArgv.filter((a) => !NODE_FLAGS.includes(a)).join(" ") || "(none)"}${nodeOptions}${env}`);
+  }
   console.log("start-up, ms since the contender's process started (first commit = the start-up column):");
   for (const o of outcomes) {
     const steps = Object.entries(o.marks)

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { missingHeapFlags } from "../../lib/cli/worker-heap.ts";
+import { missingHeapFlags, missingWorkerEnv } from "../../lib/cli/worker-heap.ts";
 import { APICURIO_VERSION } from "../../lib/stack/registry.ts";
 import { loadTopologies } from "../../lib/topology/loader.ts";
 import { defaultCatalogue } from "../../lib/runtime/fleet.ts";
@@ -72,6 +72,7 @@ describe("docker-compose.yml", () => {
 
   it("starts the worker with the heap bounds `streamfleet run` would apply itself", () => {
     expect(services.worker!.environment!.NODE_OPTIONS).toBe(missingHeapFlags([], "").join(" "));
+    expect(missingWorkerEnv(services.worker!.environment as NodeJS.ProcessEnv)).toEqual({});
   });
 
   it("provisions Grafana with the Prometheus service as its data source and the dashboard it mounts", () => {

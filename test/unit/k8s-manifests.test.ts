@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
-import { missingHeapFlags } from "../../lib/cli/worker-heap.ts";
+import { missingHeapFlags, missingWorkerEnv } from "../../lib/cli/worker-heap.ts";
 import { ALERTS, ROOT } from "../support/observability.ts";
 
 type Doc = { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec: Record<string, unknown> };
@@ -45,6 +45,8 @@ describe("k8s manifests", () => {
       expect(nodeOptions, d.metadata.name).toBeDefined();
       expect(missingHeapFlags([], nodeOptions), d.metadata.name).toEqual([]);
       expect(missingHeapFlags([], ""), "the defaults themselves").toEqual(nodeOptions!.split(" "));
+      const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value]));
+      expect(missingWorkerEnv(env), d.metadata.name).toEqual({});
     }
   });
 

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { missingHeapFlags, WORKER_HEAP_MB } from "../../lib/cli/worker-heap.ts";
+import { missingHeapFlags, missingWorkerEnv, WORKER_ENV, WORKER_HEAP_MB } from "../../lib/cli/worker-heap.ts";
 
 const defaults = Object.entries(WORKER_HEAP_MB).map(([flag, mb]) => `${flag}=${mb}`);
 
@@ -19,6 +19,11 @@ describe("a worker's default heap bounds", () => {
     expect(missingHeapFlags([], "--max-heap-size=1024")).toEqual([]);
   });
 
+  it("sets the worker's environment (one malloc arena) only where the user did not", () => {
+    expect(missingWorkerEnv({})).toEqual({ MALLOC_ARENA_MAX: "1" });
+    expect(missingWorkerEnv({ MALLOC_ARENA_MAX: "4" })).toEqual({});
+  });
+
   it("starts the process again in place, with the bounds, keeping its arguments", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sf-heap-"));
     const script = path.join(dir, "bounded.ts");
@@ -29,15 +34,16 @@ describe("a worker's default heap bounds", () => {
 import { boundWorkerHeap } from ${JSON.stringify(module)};
 process.env.FIRST_PID ??= String(process.pid);
 boundWorkerHeap();
-console.log(JSON.stringify({ samePid: process.env.FIRST_PID === String(process.pid), execArgv: process.execArgv, args: process.argv.slice(2), limitMb: v8.getHeapStatistics().heap_size_limit / 2 ** 20 }));
+console.log(JSON.stringify({ samePid: process.env.FIRST_PID === String(process.pid), execArgv: process.execArgv, args: process.argv.slice(2), limitMb: v8.getHeapStatistics().heap_size_limit / 2 ** 20, arenas: process.env.MALLOC_ARENA_MAX ?? null }));
 `,
     );
     try {
-      const env = { ...process.env, NODE_OPTIONS: "" };
+      const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: "" };
+      delete env.MALLOC_ARENA_MAX;
       const out = spawnSync(process.execPath, [script, "run", "x.yaml"], { env, encoding: "utf8" });
       expect(out.status, out.stderr).toBe(0);
-      const r = JSON.parse(out.stdout) as { samePid: boolean; execArgv: string[]; args: string[]; limitMb: number };
-      expect(r).toMatchObject({ samePid: true, execArgv: defaults, args: ["run", "x.yaml"] });
+      const r = JSON.parse(out.stdout) as { samePid: boolean; execArgv: string[]; args: string[]; limitMb: number; arenas: string | null };
+      expect(r).toMatchObject({ samePid: true, execArgv: defaults, args: ["run", "x.yaml"], arenas: WORKER_ENV.MALLOC_ARENA_MAX });
       // old space + the young generation (three semi-spaces' worth, V8's reservation)
       expect(r.limitMb).toBe(WORKER_HEAP_MB["--max-old-space-size"]! + 3 * WORKER_HEAP_MB["--max-semi-space-size"]!);
     } finally {
