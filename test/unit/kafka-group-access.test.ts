@@ -1,5 +1,6 @@
+import { Kafka, logLevel } from "kafkajs";
 import { describe, expect, it } from "vitest";
-import { classifySourceFailures } from "../../lib/connectors/kafka/group-access.ts";
+import { classifySourceFailures, findCoordinatorError } from "../../lib/connectors/kafka/group-access.ts";
 import { SfError } from "../../lib/errors.ts";
 import { Connections } from "../../lib/runtime/connections.ts";
 import type { ComponentContext, Source, StreamPlatform } from "../../lib/runtime/contracts.ts";
@@ -34,5 +35,14 @@ describe("classifySourceFailures: a Kafka source's start failure read as the sec
     const platform = classifySourceFailures(failingPlatform(outage), connections);
     expect(await startError(platform)).toBe(outage);
     expect(platform.extra()).toBe("kept");
+  });
+});
+
+describe("findCoordinatorError: the broker's answer to a consumer group's coordinator lookup", () => {
+  it("knows nothing, within its time limit, when no broker answers (the client still retrying)", async () => {
+    const kafka = new Kafka({ brokers: ["127.0.0.1:1"], logLevel: logLevel.NOTHING, retry: { retries: 50, initialRetryTime: 100 } });
+    const t0 = Date.now();
+    expect(await findCoordinatorError(kafka, "any.group", 800)).toBeUndefined();
+    expect(Date.now() - t0).toBeLessThan(3000);
   });
 });

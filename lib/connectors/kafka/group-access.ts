@@ -21,24 +21,31 @@ const CREATE_CLUSTER = "private:Kafka:createCluster";
  * the ACLs deny looks like an outage. The error returned is kafkajs's KafkaJSProtocolError,
  * whose `type` names the broker's code (GROUP_AUTHORIZATION_FAILED). Undefined when the broker
  * names a coordinator, or when the question cannot be put (a kafkajs without that cluster
- * factory, a broker not reached: then nothing is known beyond kafkajs's own error).
+ * factory, no broker reached within `timeoutMs`: then nothing is known beyond kafkajs's own error).
  */
-export async function findCoordinatorError(kafka: Kafka, group: string): Promise<Error | undefined> {
+export async function findCoordinatorError(kafka: Kafka, group: string, timeoutMs = 10_000): Promise<Error | undefined> {
   const key = Object.getOwnPropertySymbols(kafka).find((s) => s.description === CREATE_CLUSTER);
   const create = key && (kafka as unknown as Record<symbol, unknown>)[key];
   if (typeof create !== "function") return undefined;
   const cluster = (create as (o: object) => ProbeCluster)({ allowAutoTopicCreation: false });
+  const ask = (async () => {
+    try {
+      await cluster.connect();
+      await cluster.brokerPool.seedBroker?.findGroupCoordinator({ groupId: group, coordinatorType: 0 });
+      return undefined;
+    } catch (err) {
+      // Only the broker's answer counts: a connection that failed says nothing of the group.
+      return (err as { name?: string }).name === "KafkaJSProtocolError" ? (err as Error) : undefined;
+    }
+  })();
+  // A broker not reached is retried by the client for a while: the start waits `timeoutMs` at most.
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, timeoutMs, undefined)));
   try {
-    await cluster.connect();
-    const broker = cluster.brokerPool.seedBroker;
-    if (!broker) return undefined;
-    await broker.findGroupCoordinator({ groupId: group, coordinatorType: 0 });
-    return undefined;
-  } catch (err) {
-    // Only the broker's answer counts: a connection that failed says nothing of the group.
-    return (err as { name?: string }).name === "KafkaJSProtocolError" ? (err as Error) : undefined;
+    return await Promise.race([ask, gaveUp]);
   } finally {
-    await cluster.disconnect().catch(() => {});
+    clearTimeout(timer);
+    void ask.finally(() => cluster.disconnect()).catch(() => {});
   }
 }
 
