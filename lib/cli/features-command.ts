@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import { once } from "node:events";
 import pg from "pg";
-import { createRedis } from "../connectors/redis/client.ts";
+import { createRedisClient } from "../connectors/redis/client.ts";
 import { pgTarget } from "../connectors/postgres/connection.ts";
 import { SfError, errorMessage } from "../errors.ts";
 import { FeatureClient, chosenNames } from "../features/client.ts";
@@ -60,7 +60,7 @@ export async function featuresCommand(args: string[], env: NodeJS.ProcessEnv): P
     throw new SfError("SF_ERR_CLI_USAGE", `${rowsFile}: ${errorMessage(err).replace(/^row (\d+)/, (_, n: string) => `line ${Number(n) + 1}`)}`);
   }
   const connections = new Connections(env);
-  const redis = createRedis(connections, "default");
+  const redis = createRedisClient(connections, "default"); // REDIS_URL, or REDIS_CLUSTER_NODES for a Redis Cluster
   const pool = new pg.Pool({ ...pgTarget(connections, "default").config, max: 2 });
   try {
     const client = new FeatureClient({ redis, keyPrefix: (values["key-prefix"] as string | undefined) ?? "", offline: pool });
