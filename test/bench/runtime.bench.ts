@@ -146,7 +146,7 @@ async function pipe(): Promise<number> {
   return ms;
 }
 
-async function topology(name: string, sink: Record<string, unknown>): Promise<number> {
+async function topology(name: string, sink: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sf-bench-"));
   fs.writeFileSync(
     path.join(dir, `${name}.yaml`),
@@ -157,6 +157,7 @@ async function topology(name: string, sink: Record<string, unknown>): Promise<nu
       codec: { value: { type: "avro", schema: path.join(FIX, "schemas/order.avsc") } },
       steps: [{ transform: { module: path.join(FIX, "transforms.ts"), export: "enrich" } }],
       sinks: [sink],
+      ...extra,
     }),
   );
   const fleet = await Fleet.load([dir], { env, logger: createLogger({ level: "warn" }) });
@@ -183,10 +184,11 @@ async function topology(name: string, sink: Record<string, unknown>): Promise<nu
 await produce();
 const ROUNDS = Number(process.argv[3] ?? 3);
 console.log(`machine: ${machine()}; ${N} Avro records, 3 partitions; best of ${ROUNDS} rounds, each on a fresh consumer group; client ${CLIENT}`);
-const best = { bare: Infinity, avro: Infinity, nul: Infinity, pipe: Infinity, kafka: Infinity };
+const best = { bare: Infinity, avro: Infinity, nul: Infinity, pipe: Infinity, kafka: Infinity, eos: Infinity };
 const reader = readAvsc("schemas/order.avsc", FIX).type;
-// BENCH_ONLY=bare,nul (a comma list of bare, avro, nul, pipe, kafka) runs only those, e.g. under --cpu-prof.
-const only = new Set((process.env.BENCH_ONLY ?? "bare,avro,nul,pipe,kafka").split(","));
+// BENCH_ONLY=bare,nul (a comma list of bare, avro, nul, pipe, kafka, eos) runs only those, e.g. under --cpu-prof.
+// eos (delivery: exactly_once) runs on @platformatic/kafka only: kafkajs has no exactly-once here.
+const only = new Set((process.env.BENCH_ONLY ?? `bare,avro,nul,pipe,kafka${CLIENT === "platformatic" ? ",eos" : ""}`).split(","));
 const measure = async (which: keyof typeof best, fn: () => Promise<number>) => {
   if (!only.has(which)) return;
   const ms = await fn();
@@ -200,7 +202,9 @@ for (let round = 0; round < ROUNDS; round++) {
   await measure("avro", () => bare((b) => reader.fromBuffer(b.subarray(5))));
   await measure("nul", () => topology("null", { type: "null" }));
   await measure("pipe", () => pipe());
-  await measure("kafka", () => topology("kafka", { type: "kafka", topic: `${input}.out`, key: "{id}", value: { type: "avro", schema: path.join(FIX, "schemas/order-enriched.avsc") } }));
+  const kafkaSink = { type: "kafka", topic: `${input}.out`, key: "{id}", value: { type: "avro", schema: path.join(FIX, "schemas/order-enriched.avsc") } };
+  await measure("kafka", () => topology("kafka", kafkaSink));
+  await measure("eos", () => topology("eos", kafkaSink, { delivery: "exactly_once" }));
 }
 const line = (label: string, ms: number, base?: number, baseLabel?: string) =>
   console.log(`${label.padEnd(40)} ${rate(N, ms).padStart(14)}  ${(ms / 1000).toFixed(2)} s${base ? `  ${((base / ms) * 100).toFixed(0)} % of ${baseLabel}` : ""}`);
@@ -210,7 +214,8 @@ line("topology decode→transform→null sink", best.nul, best.bare, "bare consu
 line("bare consumer → producer (pipe)", best.pipe);
 line("topology decode→transform→kafka sink", best.kafka, best.pipe, "bare pipe");
 console.log(`topology → kafka sink vs bare consumer: ${((best.bare / best.kafka) * 100).toFixed(0)} %`);
+if (best.eos < Infinity) line("topology → kafka sink, exactly-once", best.eos, best.kafka, "at-least-once");
 const admin = kafka.admin();
 await admin.connect();
-await admin.deleteTopics({ topics: [input, `${input}.out`, `${input}.pipe`, ...Array.from({ length: ROUNDS }, (_, r) => [`bench-${run}-${r}-null.dlq`, `bench-${run}-${r}-kafka.dlq`]).flat()] }).catch(() => {});
+await admin.deleteTopics({ topics: [input, `${input}.out`, `${input}.pipe`, ...Array.from({ length: ROUNDS }, (_, r) => [`bench-${run}-${r}-null.dlq`, `bench-${run}-${r}-kafka.dlq`, `bench-${run}-${r}-eos.dlq`]).flat()] }).catch(() => {});
 await admin.disconnect();

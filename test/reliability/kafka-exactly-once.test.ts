@@ -7,6 +7,7 @@
  *
  * EOS_RECORDS sets how many records (100,000 by default).
  */
+import fs from "node:fs";
 import { afterAll, expect, it } from "vitest";
 import type { Kafka } from "kafkajs";
 import { writeTopologies } from "../support/fleet.ts";
@@ -86,8 +87,8 @@ async function chaos(delivery: "exactly_once" | "at_least_once", label: string) 
   const dir = writeTopologies([
     {
       name,
-      // One partition at a time per worker, a millisecond a record: the run lasts long enough to kill it often.
-      source: { topics: [input], session_timeout_ms: SESSION_MS, concurrency: 1 },
+      // A millisecond a record: a fetched batch takes seconds, so kills land inside open units.
+      source: { topics: [input], session_timeout_ms: SESSION_MS },
       codec: { value: { type: "json" } },
       steps: [{ transform: { module: "./transforms.ts", export: "slow" } }],
       sinks: [{ type: "kafka", topic: output, key: "{key}", value: { type: "json" } }],
@@ -101,6 +102,7 @@ async function chaos(delivery: "exactly_once" | "at_least_once", label: string) 
   const t0 = Date.now();
   let kills = 0;
   let stalls = 0;
+  let zombie: { log: string; wokeAt: number } | undefined;
   const events: [number, "kill" | "stall"][] = [[0.06, "kill"], [0.14, "kill"], [0.22, "kill"], [0.3, "kill"], [0.4, "stall"], [0.5, "kill"], [0.6, "kill"], [0.7, "kill"], [0.8, "kill"]];
   try {
     for (const [share, what] of events) {
@@ -112,6 +114,7 @@ async function chaos(delivery: "exactly_once" | "at_least_once", label: string) 
         stalls++;
         await new Promise((r) => setTimeout(r, SESSION_MS + 6000));
         victim.child.kill("SIGCONT");
+        zombie = { log: victim.logFile, wokeAt: Date.now() };
         workers.push(workers.shift()!);
         continue;
       }
@@ -119,7 +122,10 @@ async function chaos(delivery: "exactly_once" | "at_least_once", label: string) 
       await victim.exited;
       kills++;
       workers.shift();
-      workers.push(start(dir, env));
+      const next = start(dir, env);
+      workers.push(next);
+      // The next kill comes once this one runs (it takes the partitions at the following rebalance).
+      await waitUntil(() => fs.existsSync(next.logFile) && fs.readFileSync(next.logFile, "utf8").includes('"msg":"worker started"'), 60_000, "the new worker to start");
     }
     await waitUntil(() => reader.seen.size >= N, 180_000, `all ${N} ids in the output (had ${reader.seen.size})`);
     // A duplicate committed late would show by now.
@@ -135,7 +141,11 @@ async function chaos(delivery: "exactly_once" | "at_least_once", label: string) 
   const duplicates = [...reader.seen.values()].filter((c) => c > 1).length;
   const missing = Array.from({ length: N }, (_, i) => `r${i}`).filter((id) => !reader.seen.has(id));
   const seconds = Math.round((Date.now() - t0) / 1000);
-  console.log(`${delivery}: ${N} records, ${kills} SIGKILLs, ${stalls} SIGSTOP past the session timeout, ${seconds} s; read_committed saw ${reader.total()} records, ${duplicates} ids more than once, ${missing.length} missing, ${reader.outOfOrder.length} out of per-key order`);
+  // What the woken worker was refused (its writes or commit fenced), for the record: when it wakes between two units it is refused nothing.
+  const refused = zombie
+    ? fs.readFileSync(zombie.log, "utf8").split("\n").filter((l) => l.includes("exactly-once unit failed") && Date.parse((/"time":"([^"]+)"/.exec(l) ?? [])[1] ?? "") >= zombie!.wokeAt - 1000).length
+    : 0;
+  console.log(`${delivery}: ${N} records, ${kills} SIGKILLs, ${stalls} SIGSTOP past the session timeout, ${seconds} s; read_committed saw ${reader.total()} records, ${duplicates} ids more than once, ${missing.length} missing, ${reader.outOfOrder.length} out of per-key order; units of the woken worker refused: ${refused}`);
   return { duplicates, missing, outOfOrder: reader.outOfOrder, kills, stalls };
 }
 
