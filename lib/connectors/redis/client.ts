@@ -83,8 +83,10 @@ export function createRedisClient(connections: Connections, name = "default", ex
     },
   });
   const target = `redis cluster ${seeds.map((s) => `${s.host}:${s.port}`).join(",")}`;
-  client.on("error", (err: Error) => Object.defineProperty(client, "sfLastError", { value: err, configurable: true, enumerable: false }));
-  client.on("node error", (err: Error) => Object.defineProperty(client, "sfLastError", { value: err, configurable: true, enumerable: false }));
+  // kept for clientSecurityError: a node's own answer (WRONGPASS, NOPERM), not the cluster's wrapper around it
+  const keep = (err: Error) => Object.defineProperty(client, "sfLastError", { value: (err as Error & { lastNodeError?: Error }).lastNodeError ?? err, configurable: true, enumerable: false });
+  client.on("error", keep);
+  client.on("node error", keep);
   Object.defineProperty(client, "sfTarget", { value: target, enumerable: false });
   Object.defineProperty(client, "sfSecured", { value: { ...redisSecured(connections, name, "redis://cluster", username), target }, enumerable: false });
   return client;
@@ -126,7 +128,8 @@ function securedOf(client: RedisClient): (SecuredConnection & { user: string }) 
  */
 export function clientSecurityError(err: unknown, client: RedisClient): SfError | undefined {
   const lastError = (client as unknown as { sfLastError?: Error }).sfLastError;
-  const closed = /Connection is closed|Redis connection is /.test(err instanceof Error ? err.message : "");
+  // a Cluster client says only that no seed node answered, or that the slot map could not be read
+  const closed = /Connection is closed|Redis connection is |None of startup nodes is available|Failed to refresh slots cache/.test(err instanceof Error ? err.message : "");
   return redisSecurityError(err, securedOf(client)) ?? (closed ? redisSecurityError(lastError, securedOf(client)) : undefined);
 }
 

@@ -11,11 +11,25 @@ import { createRedisClient, toSfError } from "./client.ts";
 export async function redisHealth(connections: Connections, signal: AbortSignal, name = "default"): Promise<void> {
   if (connections.get("REDIS_URL", name) === undefined && connections.get("REDIS_CLUSTER_NODES", name) === undefined) return;
   const redis = createRedisClient(connections, name, { maxRetriesPerRequest: 0, retryStrategy: () => null });
-  const abort = () => redis.disconnect();
+  let abort = () => redis.disconnect();
+  // a Cluster client's connect() may not settle when disconnected mid-way: the deadline rejects by itself
+  const aborted = new Promise<never>((_, reject) => {
+    abort = () => {
+      redis.disconnect();
+      reject(new Error("no answer before the health check's deadline"));
+    };
+  });
+  aborted.catch(() => {});
+  if (signal.aborted) abort();
   signal.addEventListener("abort", abort, { once: true });
   try {
-    await redis.connect();
-    await redis.ping();
+    await Promise.race([
+      (async () => {
+        await redis.connect();
+        await redis.ping();
+      })(),
+      aborted,
+    ]);
   } catch (err) {
     throw toSfError(err, redis, "redis.health");
   } finally {
