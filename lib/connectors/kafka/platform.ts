@@ -152,8 +152,8 @@ export async function checkTopicAccess(connections: Connections, name: string, l
 /**
  * Fails at start when the connection's principal may not use consumer group `group`: a denied
  * group is a setting to fix, not a coordinator lookup to retry forever. @platformatic/kafka
- * only: kafkajs swallows the broker's GROUP_AUTHORIZATION_FAILED in its coordinator lookup
- * (KafkaJSGroupCoordinatorNotFound, as in an outage), so there the group cannot be told denied.
+ * here; kafkajs keeps the broker's GROUP_AUTHORIZATION_FAILED out of its coordinator lookup, so
+ * its source asks the broker itself when the first join fails (group-access.ts).
  */
 async function checkGroupAccess(connections: Connections, name: string, group: string, topics?: string[]): Promise<void> {
   try {
