@@ -6,21 +6,23 @@
  * record.
  */
 import fc from "fast-check";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorCode } from "../../lib/errors.ts";
 import type { Sink, StreamRecord } from "../../lib/runtime/contracts.ts";
 import { featuresSink } from "../../lib/connectors/redis/sink-features.ts";
 import { applyMerged, mergeContributions } from "../../lib/features/algebra.ts";
 import type { FeatureState, TimedValue } from "../../lib/features/algebra.ts";
 import type { FeatureDef } from "../../lib/features/layout.ts";
-import { describeStack, stack, TestScope } from "../support/scope.ts";
+import { describeStack, TestScope } from "../support/scope.ts";
 import { makeContext, makeRecord } from "../support/records.ts";
+import { REDIS_MODES, useRedis } from "../support/redis-modes.ts";
+import type { RedisTarget } from "../support/redis-modes.ts";
 
 const scope = new TestScope("fagg");
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2024, 0, 1, 10, 0, 0);
-let redis: Redis;
+/** The Redis of the block running: the shared one, or a Redis Cluster the file starts. */
+let target: RedisTarget;
 
 const view = {
   name: "activity",
@@ -84,7 +86,7 @@ async function flushBatch(a: Sink, records: StreamRecord[], slice: number): Prom
 }
 
 function sink(prefix: string): Sink {
-  return featuresSink.create(featuresSink.schema.parse({ key_prefix: prefix, views: [view] }), makeContext({ component: "sinks[0]:redis.features" })) as Sink;
+  return featuresSink.create(featuresSink.schema.parse({ key_prefix: prefix, views: [view] }), makeContext({ component: "sinks[0]:redis.features", connections: target.connections() })) as Sink;
 }
 
 function recordsOf(messages: Ev[][], from: number, to: number, partition = 0): StreamRecord[] {
@@ -99,7 +101,7 @@ function recordsOf(messages: Ev[][], from: number, to: number, partition = 0): S
 
 async function hashes(prefix: string): Promise<Record<string, Record<string, string>>> {
   const out: Record<string, Record<string, string>> = {};
-  for (const rid of ["r1", "r2", "r3"]) out[rid] = await redis.hgetall(`${prefix}sf:v1:fv:activity:${rid}`);
+  for (const rid of ["r1", "r2", "r3"]) out[rid] = await target.redis.hgetall(target.entityKey(prefix, "activity", rid));
   return out;
 }
 
@@ -147,86 +149,89 @@ async function expectSame(aggregated: string, single: string, messages: Ev[][]):
   for (const rid of Object.keys(want)) expect(decode(got[rid]!)).toEqual(want[rid]);
 }
 
-beforeAll(() => {
-  redis = new Redis(stack().REDIS_URL);
-});
 afterAll(async () => {
-  redis.disconnect();
   await scope.cleanup();
 });
 
 describeStack("redis.features: aggregated batches with replays == one message at a time == the algebra record by record", () => {
-  it("holds for random streams (out-of-order times, fan-out, negative deltas, window boundaries, partial replays)", async () => {
-    let run = 0;
-    await fc.assert(
-      fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 60 }), fc.array(fc.record({ size: fc.integer({ min: 1, max: 25 }), crash: fc.boolean(), slice: fc.integer({ min: 1, max: 10 }) }), { minLength: 1, maxLength: 40 }), async (messages, plan) => {
-        const aggregated = `${scope.keyPrefix}${run}a:`;
-        const single = `${scope.keyPrefix}${run++}s:`;
-        const a = sink(aggregated);
-        const s = sink(single);
-        try {
-          await a.open!();
-          await s.open!();
-          // Aggregated: batches from the committed offset; a "crash" flushes but does not commit,
-          // so the next batch starts again there and ends elsewhere (a replay, whole or in part).
-          let committed = 0;
-          for (let i = 0; committed < messages.length; i++) {
-            const step = plan[i % plan.length]!;
-            const end = Math.min(messages.length, committed + step.size);
-            await flushBatch(a, recordsOf(messages, committed, end), step.slice);
-            if (!step.crash || i >= plan.length) committed = end;
-          }
-          // One input message per write: its fanned-out records share an offset, told apart by
-          // their sequence in the write, so they cannot be written one per call.
-          for (let o = 0; o < messages.length; o++) expect((await s.write(recordsOf(messages, o, o + 1)))?.failed ?? []).toEqual([]);
-          await expectSame(aggregated, single, messages);
-        } finally {
-          await a.close();
-          await s.close();
-        }
-      }),
-      { numRuns: 40 },
-    );
-  }, 120_000);
+  describe.each(REDIS_MODES)("on %s Redis", (mode) => {
+    const mine = useRedis(mode);
+    beforeAll(() => {
+      target = mine;
+    });
 
-  it("holds when batches of three partitions flush at once and are merged per entity (group commit)", async () => {
-    // Partitions have no order between them: event times and severities differ by partition
-    // (≡ p mod 3), so ties that only an interleaving would decide cannot occur.
-    const inPartition = (p: number) => message.map((m) => m.map((e) => ({ ...e, at: e.at + p * 60_000, sev: e.sev * 3 + p })));
-    const stream = (p: number) => fc.array(inPartition(p), { minLength: 1, maxLength: 40 });
-    const steps = fc.array(fc.record({ size: fc.integer({ min: 1, max: 15 }), crash: fc.boolean() }), { minLength: 1, maxLength: 20 });
-    let run = 0;
-    await fc.assert(
-      fc.asyncProperty(fc.tuple(stream(0), stream(1), stream(2)), fc.tuple(steps, steps, steps), async (streams, plans) => {
-        const aggregated = `${scope.keyPrefix}${run}ga:`;
-        const single = `${scope.keyPrefix}${run++}gs:`;
-        const a = sink(aggregated);
-        const s = sink(single);
-        try {
-          await a.open!();
-          await s.open!();
-          const committed = [0, 0, 0];
-          for (let i = 0; committed.some((c, p) => c < streams[p]!.length); i++) {
-            await Promise.all(
-              streams.map(async (messages, p) => {
-                if (committed[p]! >= messages.length) return;
-                const step = plans[p]![i % plans[p]!.length]!;
-                const end = Math.min(messages.length, committed[p]! + step.size);
-                await flushBatch(a, recordsOf(messages, committed[p]!, end, p), 500);
-                if (!step.crash || i >= plans[p]!.length) committed[p] = end;
-              }),
-            );
+    it("holds for random streams (out-of-order times, fan-out, negative deltas, window boundaries, partial replays)", async () => {
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 60 }), fc.array(fc.record({ size: fc.integer({ min: 1, max: 25 }), crash: fc.boolean(), slice: fc.integer({ min: 1, max: 10 }) }), { minLength: 1, maxLength: 40 }), async (messages, plan) => {
+          const aggregated = `${scope.keyPrefix}${run}a:`;
+          const single = `${scope.keyPrefix}${run++}s:`;
+          const a = sink(aggregated);
+          const s = sink(single);
+          try {
+            await a.open!();
+            await s.open!();
+            // Aggregated: batches from the committed offset; a "crash" flushes but does not commit,
+            // so the next batch starts again there and ends elsewhere (a replay, whole or in part).
+            let committed = 0;
+            for (let i = 0; committed < messages.length; i++) {
+              const step = plan[i % plan.length]!;
+              const end = Math.min(messages.length, committed + step.size);
+              await flushBatch(a, recordsOf(messages, committed, end), step.slice);
+              if (!step.crash || i >= plan.length) committed = end;
+            }
+            // One input message per write: its fanned-out records share an offset, told apart by
+            // their sequence in the write, so they cannot be written one per call.
+            for (let o = 0; o < messages.length; o++) expect((await s.write(recordsOf(messages, o, o + 1)))?.failed ?? []).toEqual([]);
+            await expectSame(aggregated, single, messages);
+          } finally {
+            await a.close();
+            await s.close();
           }
-          for (const [p, messages] of streams.entries()) {
-            for (let o = 0; o < messages.length; o++) expect((await s.write(recordsOf(messages, o, o + 1, p)))?.failed ?? []).toEqual([]);
+        }),
+        { numRuns: 40 },
+      );
+    }, 120_000);
+
+    it("holds when batches of three partitions flush at once and are merged per entity (group commit)", async () => {
+      // Partitions have no order between them: event times and severities differ by partition
+      // (≡ p mod 3), so ties that only an interleaving would decide cannot occur.
+      const inPartition = (p: number) => message.map((m) => m.map((e) => ({ ...e, at: e.at + p * 60_000, sev: e.sev * 3 + p })));
+      const stream = (p: number) => fc.array(inPartition(p), { minLength: 1, maxLength: 40 });
+      const steps = fc.array(fc.record({ size: fc.integer({ min: 1, max: 15 }), crash: fc.boolean() }), { minLength: 1, maxLength: 20 });
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.tuple(stream(0), stream(1), stream(2)), fc.tuple(steps, steps, steps), async (streams, plans) => {
+          const aggregated = `${scope.keyPrefix}${run}ga:`;
+          const single = `${scope.keyPrefix}${run++}gs:`;
+          const a = sink(aggregated);
+          const s = sink(single);
+          try {
+            await a.open!();
+            await s.open!();
+            const committed = [0, 0, 0];
+            for (let i = 0; committed.some((c, p) => c < streams[p]!.length); i++) {
+              await Promise.all(
+                streams.map(async (messages, p) => {
+                  if (committed[p]! >= messages.length) return;
+                  const step = plans[p]![i % plans[p]!.length]!;
+                  const end = Math.min(messages.length, committed[p]! + step.size);
+                  await flushBatch(a, recordsOf(messages, committed[p]!, end, p), 500);
+                  if (!step.crash || i >= plans[p]!.length) committed[p] = end;
+                }),
+              );
+            }
+            for (const [p, messages] of streams.entries()) {
+              for (let o = 0; o < messages.length; o++) expect((await s.write(recordsOf(messages, o, o + 1, p)))?.failed ?? []).toEqual([]);
+            }
+            await expectSame(aggregated, single, streams.flat());
+          } finally {
+            await a.close();
+            await s.close();
           }
-          await expectSame(aggregated, single, streams.flat());
-        } finally {
-          await a.close();
-          await s.close();
-        }
-      }),
-      { numRuns: 40 },
-    );
-  }, 120_000);
+        }),
+        { numRuns: 40 },
+      );
+    }, 120_000);
+  });
 });
