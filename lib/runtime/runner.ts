@@ -302,9 +302,10 @@ export class TopologyRunner {
   private async beginTransaction(unit: OpenUnit, batch: SourceBatch, ctl: BatchControl): Promise<void> {
     let start;
     try {
-      start = await ctl.untilDone("transaction start", () => this.txns!.begin(batch));
+      // One attempt: a failure (Kafka away, a rebalance since the fetch) drops the unit and reads it again after the back-off.
+      start = await this.txns!.begin(batch);
     } catch (err) {
-      throw err instanceof BatchAbandoned ? this.units.abandon(unit) : await this.failUnit(unit, ctl, err);
+      throw await this.failUnit(unit, ctl, err);
     }
     if ("resumeAt" in start) {
       this.logger.info({ topic: batch.topic, partition: batch.partition, from: unit.first, resumeAt: start.resumeAt }, "an earlier owner of the partition committed after this worker read its position; reading on from its commit");
