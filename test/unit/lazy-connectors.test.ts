@@ -19,7 +19,12 @@ console.log(JSON.stringify([...new Set(names.filter(Boolean))]));`;
 describe("connectors load their client library when a topology uses them", () => {
   it("a worker's fleet loads neither bullmq, amqplib nor pg until a topology has such a sink", () => {
     const loaded = packagesLoadedBy("lib/runtime/fleet.ts");
-    expect(loaded).toContain("kafkajs"); // the stream platform: always needed
+    expect(loaded).toContain("pino"); // the logger: CommonJS packages are seen at all
     for (const client of ["bullmq", "amqplib", "pg"]) expect(loaded).not.toContain(client);
+  });
+
+  it("nor either Kafka client until a connection uses it (each worker holds only its own)", () => {
+    expect(packagesLoadedBy("lib/runtime/fleet.ts")).not.toContain("kafkajs");
+    expect(packagesLoadedBy("lib/runtime/fleet.ts", "lib/connectors/kafka/kafkajs-side.ts")).toContain("kafkajs");
   });
 });
