@@ -84,8 +84,9 @@ export const COMMANDS = {
     maxPositionals: 2,
   },
   features: {
-    usage: "export",
-    summary: "point-in-time training sets from feature views' offline log (REDIS_URL for the view registry, DATABASE_URL for the log)",
+    usage: "export | rebuild <topology> | drop-version",
+    summary:
+      "export: point-in-time training sets from feature views' offline log (REDIS_URL for the view registry, DATABASE_URL for the log); rebuild <topology> --view V --from TIME: a new version of the view computed from the source topic's history with the topology file's definition (its own consumer group, from the first record at or after TIME), readers switched to it once it caught up with the topic's end as of its start, then new records applied to it until the topology runs the new definition; drop-version --view V --version N: delete a version readers no longer read (its Redis keys; offline log rows stay)",
     flags: {
       view: { type: "string", value: "VIEW", help: "the feature view (required)" },
       rows: { type: "string", value: "FILE", help: "CSV with a header: the entity id and timestamp columns, any others (labels) passed through (required)" },
@@ -93,11 +94,14 @@ export const COMMANDS = {
       names: { type: "string", value: "A,B", help: "only these features (default all)" },
       "entity-column": { type: "string", value: "NAME", help: "column of the entity id (default entity)" },
       "time-column": { type: "string", value: "NAME", help: "column of the time as of which features are read: epoch ms or ISO 8601 (default timestamp)" },
-      "key-prefix": { type: "string", value: "PREFIX", help: "the sinks' key_prefix (default empty)" },
+      "key-prefix": { type: "string", value: "PREFIX", help: "the sinks' key_prefix (default empty; rebuild reads it from the topology)" },
+      from: { type: "string", value: "TIME", help: "rebuild: read the source from this time (epoch ms or ISO 8601; the Kafka record timestamp) (required)" },
+      "no-follow": { type: "boolean", help: "rebuild: end at the switch instead of applying new records until the topology runs the new definition" },
+      version: { type: "string", integer: { min: 1, max: 1_000_000 }, value: "N", help: "drop-version: the version to delete (not the one readers read)" },
     },
-    verbs: ["export"],
+    verbs: ["export", "rebuild", "drop-version"],
     minPositionals: 1,
-    maxPositionals: 1,
+    maxPositionals: 2,
   },
   stack: {
     usage: "up|down|status|env",

@@ -11,9 +11,9 @@ import { csvField, csvValue, parseCsv } from "../features/historical-csv.ts";
 import { Connections } from "../runtime/connections.ts";
 import { parseCommand } from "./args.ts";
 
-function required(values: Record<string, unknown>, flag: string): string {
+function required(values: Record<string, unknown>, flag: string, verb = "export"): string {
   const v = values[flag];
-  if (typeof v !== "string" || v === "") throw new SfError("SF_ERR_CLI_USAGE", `features export needs --${flag} (see \`streamfleet features --help\`)`);
+  if (typeof v !== "string" || v === "") throw new SfError("SF_ERR_CLI_USAGE", `features ${verb} needs --${flag} (see \`streamfleet features --help\`)`);
   return v;
 }
 
@@ -47,8 +47,53 @@ function readRows(file: string, entityColumn: string, timeColumn: string): { hea
  * CSV with every feature of the view as of the row's time, from the view's offline feature
  * log (REDIS_URL: the view registry; DATABASE_URL: the log). Same rows, same order.
  */
+/**
+ * `streamfleet features rebuild <topology> --view V --from TIME [--no-follow]`: a new version of
+ * the view from the source topic's history (lib/features/rebuild.ts), readers switched to it.
+ */
+async function rebuildCommand(values: Record<string, unknown>, positionals: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const file = positionals[1];
+  if (!file) throw new SfError("SF_ERR_CLI_USAGE", "features rebuild needs the topology file: streamfleet features rebuild <topology> --view V --from TIME");
+  const view = required(values, "view", "rebuild");
+  const fromText = required(values, "from", "rebuild");
+  const from = parseTime(fromText);
+  if (!Number.isFinite(from)) throw new SfError("SF_ERR_CLI_USAGE", `--from ${fromText}: expected epoch ms or an ISO 8601 time`);
+  const { rebuildView } = await import("../features/rebuild.ts");
+  const { createLogger } = await import("../observability/logger.ts");
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    const r = await rebuildView({ file, view, from, env, logger: createLogger({ level: env.LOG_LEVEL ?? "warn" }), follow: values["no-follow"] !== true, signal: stop.signal, report: (line) => console.log(line) });
+    return r.switched ? 0 : 1;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+/** `streamfleet features drop-version --view V --version N`: deletes a version's Redis keys (REDIS_URL). */
+async function dropVersionCommand(values: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<number> {
+  const view = required(values, "view", "drop-version");
+  const version = values.version;
+  if (typeof version !== "number") throw new SfError("SF_ERR_CLI_USAGE", "features drop-version needs --version N");
+  const { dropVersion } = await import("../features/rebuild.ts");
+  const redis = createRedisClient(new Connections(env), "default");
+  try {
+    const n = await dropVersion(redis, (values["key-prefix"] as string | undefined) ?? "", view, version);
+    console.log(`deleted ${n} entity key(s) of version ${version} of ${view}`);
+    return 0;
+  } finally {
+    redis.disconnect();
+  }
+}
+
 export async function featuresCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parseCommand("features", args);
+  const { values, positionals } = parseCommand("features", args);
+  if (positionals[0] === "rebuild") return rebuildCommand(values, positionals, env);
+  if (positionals[0] === "drop-version") return dropVersionCommand(values, env);
+  if (positionals.length > 1) throw new SfError("SF_ERR_CLI_USAGE", `features export takes no argument besides its flags, got "${positionals[1]}"`);
   const viewName = required(values, "view");
   const rowsFile = required(values, "rows");
   const outFile = required(values, "out");

@@ -3,7 +3,7 @@ import { SfError } from "../errors.ts";
 import { isCluster, perNodePipelines } from "../connectors/redis/cluster.ts";
 import type { RedisClient } from "../connectors/redis/cluster.ts";
 import type { HistoricalAsk, LoggedViewDef } from "./historical.ts";
-import { decodeFeatures, fieldsToRead, keys } from "./layout.ts";
+import { decodeFeatures, fieldsToRead, keys, storeOf } from "./layout.ts";
 import type { FeatureValue, ViewDef } from "./layout.ts";
 
 export type { FeatureValue, ViewDef } from "./layout.ts";
@@ -119,11 +119,11 @@ export class FeatureClient {
     const wanted = fieldsToRead(view, chosen, asOf);
     if (ids.length === 1) {
       // one entity: a plain HMGET skips the pipeline's bookkeeping (the server's hot path)
-      const values = await this.redis.hmget(this.entityKey(view.name, ids[0]!), ...wanted);
+      const values = await this.redis.hmget(this.entityKey(storeOf(view), ids[0]!), ...wanted);
       return [{ id: ids[0]!, found: values.some((v) => v !== null), features: decodeFeatures(view, chosen, values, asOf) }];
     }
     // one pipeline; on a Redis Cluster one per node, sent at once
-    const entityKeys = ids.map((id) => this.entityKey(view.name, id));
+    const entityKeys = ids.map((id) => this.entityKey(storeOf(view), id));
     const results = await perNodePipelines(
       this.redis,
       ids.length,
@@ -143,7 +143,7 @@ export class FeatureClient {
     });
   }
 
-  /** The hash of entity `id` in view `view`: the key the sink writes on this kind of Redis (single or cluster). */
+  /** The hash of entity `id` in `view` — a store name (`storeOf` of the registry entry; the view name for version 1): the key the sink writes on this kind of Redis (single or cluster). */
   entityKey(view: string, id: string): string {
     return keys.entity(this.prefix, view, id, this.cluster);
   }

@@ -14,6 +14,7 @@ import { foldPlan, foldSegments } from "./historical-fold.ts";
 import type { FoldPlan } from "./historical-fold.ts";
 import { segmentsSql } from "./historical-sql.ts";
 import type { ViewDef } from "./layout.ts";
+import { storeOf } from "./layout.ts";
 import type { OfflineTable } from "./offline-log.ts";
 
 /** One row asked for: an entity id and a time (epoch ms). */
@@ -97,7 +98,7 @@ export async function* historicalChunks(pool: pg.Pool, view: LoggedViewDef, asks
   // the next chunks' queries run while this one is folded and written
   const pending: Promise<unknown[][]>[] = [];
   const start = (k: number) => {
-    const p = answerChunk(pool, sql, view.name, plan, chunks[k]!);
+    const p = answerChunk(pool, sql, storeOf(view), plan, chunks[k]!);
     p.catch(() => undefined); // reported when awaited
     pending.push(p);
   };

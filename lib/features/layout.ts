@@ -27,6 +27,23 @@ export interface ViewDef {
   entity: string;
   ttl_seconds?: number;
   features: FeatureDef[];
+  /**
+   * The view version readers are pointed at (absent: 1). `streamfleet features rebuild`
+   * computes a new version from history and switches readers to it by rewriting this entry.
+   */
+  version?: number;
+  /** Where the version's data lives: the `<view>` part of entity keys and the offline log's `view` column (absent: the view name). */
+  store?: string;
+}
+
+/** The name a view's data is kept under: `store` of its registry entry, else the view name (version 1). */
+export function storeOf(view: Pick<ViewDef, "name" | "store">): string {
+  return view.store ?? view.name;
+}
+
+/** The store of version `n` of a view: the view name for 1, `<view>@v<n>` after (`@` is never in a view name). */
+export function versionStore(view: string, n: number): string {
+  return n <= 1 ? view : `${view}@v${n}`;
 }
 
 /** One feature of one entity as a reader sees it. */
@@ -49,6 +66,8 @@ export const keys = {
   entity: (prefix: string, view: string, id: string, cluster = false) => (cluster ? `${prefix}${NAMESPACE}fv:${view}:{${id}}` : `${prefix}${NAMESPACE}fv:${view}:${id}`),
   /** HASH registry of feature views: field = view name, value = ViewDef JSON. */
   views: (prefix: string) => `${prefix}${NAMESPACE}views`,
+  /** HASH of every version of every view: field = view name, value = JSON array of versions (lib/features/versions.ts). */
+  versions: (prefix: string) => `${prefix}${NAMESPACE}view-versions`,
   /** STRING written by the `redis.cache` sink is user-templated; dedupe and rate-limit keys: */
   dedupe: (prefix: string, scope: string, key: string) => `${prefix}${NAMESPACE}dd:${scope}:${key}`,
   rate: (prefix: string, scope: string, key: string, windowStart: number) => `${prefix}${NAMESPACE}rl:${scope}:${key}:${windowStart}`,

@@ -40,7 +40,7 @@ export function offlineRecorder(views: readonly CompiledView[], ctx: ComponentCo
       const c = v.offline!.connection;
       if (!writers.has(c)) writers.set(c, new OfflineLogWriter(ctx.connections, c, ctx.component));
     }
-    for (const v of logged) await writers.get(v.offline!.connection)!.prepare(v.offline!, [v.def.name]);
+    for (const v of logged) await writers.get(v.offline!.connection)!.prepare(v.offline!, [v.store]);
   }
 
   const ready = () =>
@@ -60,7 +60,7 @@ export function offlineRecorder(views: readonly CompiledView[], ctx: ComponentCo
         if (!list) byView.set(r.view, (list = []));
         list.push({ entity: r.entity, eventTime: r.t, cluster: r.cluster, topic: r.topic, partition: r.partition, offset: r.offset, seq: r.seq, contributions: contributionsOf(heads.get(r.view)!, r.values) });
       }
-      await Promise.all([...byView].map(([v, list]) => writers.get(v.offline!.connection)!.write(v.offline!, v.def.name, list)));
+      await Promise.all([...byView].map(([v, list]) => writers.get(v.offline!.connection)!.write(v.offline!, v.store, list)));
     },
     async close() {
       await Promise.all([...writers.values()].map((w) => w.close()));

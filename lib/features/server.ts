@@ -14,6 +14,7 @@ import { answerHistorical, historicalView } from "./historical-http.ts";
 import { HttpError, namesParam, parseBatch, parseTarget, readBody, tokenMatches } from "./http.ts";
 import type { Target } from "./http.ts";
 import type { ViewDef } from "./layout.ts";
+import { storeOf } from "./layout.ts";
 import { openApiDocument } from "./openapi.ts";
 import { readPlan } from "./read-plan.ts";
 import type { ReadPlan } from "./read-plan.ts";
@@ -125,7 +126,7 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
   }
   async function hmgetOne(p: ReadPlan, t: Target): Promise<string> {
     const asOf = Date.now();
-    const reply = await redis.hmget(cluster ? features.entityKey(p.view.name, t.id) : `${prefix}sf:v1:fv:${p.view.name}:${t.id}`, ...p.fields(asOf));
+    const reply = await redis.hmget(cluster ? features.entityKey(storeOf(p.view), t.id) : `${prefix}sf:v1:fv:${storeOf(p.view)}:${t.id}`, ...p.fields(asOf));
     return p.entityJson(t.id, reply, asOf, 0, `{"view":${p.viewJson},`);
   }
 
@@ -168,8 +169,8 @@ export async function startFeatureServer(options: FeatureServerOptions): Promise
     const p = await plan(t.view, names);
     const asOf = Date.now();
     const wanted = p.fields(asOf);
-    const base = `${prefix}sf:v1:fv:${p.view.name}:`;
-    const keys = cluster ? ids.map((id) => features.entityKey(p.view.name, id)) : ids.map((id) => base + id);
+    const base = `${prefix}sf:v1:fv:${storeOf(p.view)}:`;
+    const keys = cluster ? ids.map((id) => features.entityKey(storeOf(p.view), id)) : ids.map((id) => base + id);
     let flat: (string | null)[];
     if (batchRead === "script") {
       try {

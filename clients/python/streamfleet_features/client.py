@@ -7,7 +7,7 @@ import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from .historical import CHUNK, check_asks, feature_defs, historical_chunks, parse_time
-from .layout import WINDOW_KINDS, decode_features, entity_key, fields_to_read, views_key
+from .layout import WINDOW_KINDS, decode_features, entity_key, fields_to_read, store_of, views_key
 
 Number = Union[int, float]
 ViewDef = Dict[str, Any]
@@ -141,7 +141,7 @@ class FeatureClient:
         """
         v, chosen = self._resolve(view, [entity_id], names)
         at = self._now() if as_of is None else as_of
-        reply = self._redis.hmget(entity_key(self._prefix, v["name"], entity_id, self._cluster), fields_to_read(v, chosen, at))
+        reply = self._redis.hmget(entity_key(self._prefix, store_of(v), entity_id, self._cluster), fields_to_read(v, chosen, at))
         return self._entity(v, chosen, entity_id, reply, at)
 
     def get_many(self, view: str, ids: Sequence[str], names: Optional[Sequence[str]] = None, as_of: Optional[Number] = None) -> List[EntityFeatures]:
@@ -154,7 +154,7 @@ class FeatureClient:
         wanted = fields_to_read(v, chosen, at)
         pipe = self._redis.pipeline(transaction=False)
         for i in ids:
-            pipe.hmget(entity_key(self._prefix, v["name"], i, self._cluster), wanted)
+            pipe.hmget(entity_key(self._prefix, store_of(v), i, self._cluster), wanted)
         replies = pipe.execute()
         return [self._entity(v, chosen, i, reply, at) for i, reply in zip(ids, replies)]
 

@@ -17,7 +17,7 @@ import math
 import re
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from .layout import WINDOW_KINDS, bucket_start
+from .layout import WINDOW_KINDS, bucket_start, store_of
 
 Number = Union[int, float]
 ViewDef = Dict[str, Any]
@@ -214,7 +214,7 @@ def historical_chunks(conn: Any, view: ViewDef, features: Sequence[Dict[str, Any
             for start in range(0, len(asks), chunk):
                 part = asks[start : start + chunk]
                 times = [math.floor(t) for _, t in part]
-                cur.execute(sql, ([e for e, _ in part], times, view["name"]))
+                cur.execute(sql, ([e for e, _ in part], times, store_of(view)))
                 by_entity: Dict[str, List[Tuple[int, Sequence[Any]]]] = {}
                 for row in cur.fetchall():
                     by_entity.setdefault(row[0], []).append((int(row[1]), row[2:]))

@@ -25,6 +25,13 @@ def views_key(prefix: str) -> str:
     return f"{prefix}{NAMESPACE}views"
 
 
+def store_of(view: Dict[str, Any]) -> str:
+    """Where a view's data lives: the registry entry's ``store`` (set when ``streamfleet features rebuild``
+    switched readers to a new version), else the view name (version 1). Entity keys and the offline
+    log's ``view`` column use it."""
+    return view.get("store") or view["name"]
+
+
 def entity_key(prefix: str, view: str, entity_id: str, cluster: bool = False) -> str:
     """HASH of one entity's features in one view.
 

@@ -34,6 +34,8 @@ export interface CompiledView {
   accumulate: Accumulator[];
   /** Where the offline feature log of the view is kept; undefined: online only. */
   offline?: OfflineConfig;
+  /** Where the view's data goes: the view name (version 1), or the store of the version the sink found it is (lib/features/versions.ts). */
+  store: string;
 }
 
 /**
@@ -100,6 +102,7 @@ export function compileView(v: ViewConfig): CompiledView {
     def,
     key: compileKey(v.key),
     keySource: v.key,
+    store: v.name,
     eventTime: compileEventTime(v.event_time),
     contribute: compiled.map((c) => c.contribute),
     accumulate: compiled.map((c) => accumulator(c.def)),
@@ -362,7 +365,7 @@ export class BatchLog {
       const mapKey = wm === this.wmField ? s.id : `${s.id}\u0000${wm}`;
       let part = parts.get(mapKey);
       if (part === undefined) {
-        const key = keys.entity(this.prefix, views[v]!.def.name, s.id, this.cluster);
+        const key = keys.entity(this.prefix, views[v]!.store, s.id, this.cluster);
         part = this.exact ? new ExactEntity(this, views[v]!, key, wm) : new FoldedEntity(this, views[v]!, key, wm);
         parts.set(mapKey, part);
       }

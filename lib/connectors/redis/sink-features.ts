@@ -1,9 +1,9 @@
-import { SfError } from "../../errors.ts";
+import { SfError, errorMessage } from "../../errors.ts";
 import { writeAsOneBatch } from "../../runtime/sink-batch.ts";
 import type { ComponentContext, ComponentSpec, RecordOrigin, Sink, SinkBatch, SinkFailure } from "../../runtime/contracts.ts";
-import { keys } from "../../features/layout.ts";
+import { resolveStore } from "../../features/versions.ts";
 import { offlineRecorder } from "../../features/offline-recorder.ts";
-import { createRedisClient, ensureConnected, execPerNode, execPipeline, redisLifecycle, waitReplicas } from "./client.ts";
+import { createRedisClient, ensureConnected, execPerNode, redisLifecycle, waitReplicas } from "./client.ts";
 import type { RedisClient } from "./client.ts";
 import { isCluster, keySlot } from "./cluster.ts";
 import { featuresSinkSchema } from "./config.ts";
@@ -35,6 +35,9 @@ function invalid(origin: RecordOrigin, message: string, where: string): SinkFail
   return { origin, error: new SfError("SF_ERR_SINK_RECORD_INVALID", message, { where }) };
 }
 
+/** Set by `streamfleet features rebuild` on its own copy of the sink (never by a topology file: the schema is strict): view name → the store of the version it rebuilds. */
+type Pinned = { __stores?: Readonly<Record<string, string>> };
+
 /**
  * The feature store sink. A batch's records are folded per (view, entity) as they come,
  * slice by slice (`batch().add`), and written once before the commit (`flush`): one
@@ -48,7 +51,7 @@ function invalid(origin: RecordOrigin, message: string, where: string): SinkFail
  * watermark: the flush asks for the batch again in exact mode (SF_ERR_SINK_REPLAY_OVERLAP),
  * which keeps every record's contributions and sends only those after it.
  */
-export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentContext, client?: RedisClient): Sink {
+export function createFeaturesSink(config: FeaturesSinkConfig & Pinned, ctx: ComponentContext, client?: RedisClient): Sink {
   const redis = client ?? createRedisClient(ctx.connections, config.connection);
   // on a Redis Cluster: entity keys hash-tagged, a script's entities all in one slot, a pipeline per node
   const cluster = isCluster(redis);
@@ -68,10 +71,13 @@ export function createFeaturesSink(config: FeaturesSinkConfig, ctx: ComponentCon
   const waiting: Waiting[] = [];
   let sending = false;
 
+  /** Registers the views (or finds the version their definitions are: lib/features/versions.ts) and the store each one writes. */
   async function register(): Promise<void> {
-    const p = redis.pipeline();
-    for (const v of views) p.hset(keys.views(prefix), v.def.name, JSON.stringify(v.def));
-    await execPipeline(redis, p, ctx.component);
+    try {
+      for (const v of views) v.store = await resolveStore(redis, prefix, v.def, config.__stores?.[v.def.name], ctx.logger);
+    } catch (err) {
+      throw new SfError("SF_ERR_SINK_NOT_CONNECTED", `registering the feature views failed: ${errorMessage(err)}`, { where: ctx.component, cause: err });
+    }
     registered = true;
   }
 
