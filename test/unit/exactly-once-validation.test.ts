@@ -51,7 +51,7 @@ describe("delivery: exactly_once", () => {
   });
 
   it("says what to set on a kafkajs connection, which has no exactly-once", () => {
-    const platform = withTransactions({ deadLetters: () => ({ send: async () => {}, close: async () => {} }) } as unknown as StreamPlatform, new Connections({ KAFKA_BROKERS: "127.0.0.1:9092" }), pino({ level: "silent" }));
+    const platform = withTransactions({ deadLetters: () => ({ send: async () => {}, close: async () => {} }) } as unknown as StreamPlatform, new Connections({ KAFKA_BROKERS: "127.0.0.1:9092", KAFKA_CLIENT: "kafkajs" }), pino({ level: "silent" }));
     const open = () => platform.transactions!({ topology: "eos", source: {} as Source, group: "g", connection: "default", timeoutMs: 30_000 });
     expect(open).toThrow(/kafkajs client of Kafka connection "default" has no exactly-once.*set KAFKA_CLIENT=platformatic/);
     const other = withTransactions({ deadLetters: () => ({ send: async () => {}, close: async () => {} }) } as unknown as StreamPlatform, new Connections({ KAFKA_BROKERS: "127.0.0.1:9092", KAFKA_CLIENT: "platformatic" }), pino({ level: "silent" }));
