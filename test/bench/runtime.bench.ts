@@ -1,8 +1,8 @@
 /**
  * Topology throughput vs a bare consumer of the same topic, same run.
  *   npm run bench -- runtime [records=300000]
- *   KAFKA_CLIENT=platformatic npm run bench -- runtime   (the topologies and the bare
- *   consumer/pipe on @platformatic/kafka; default kafkajs)
+ *   KAFKA_CLIENT=kafkajs npm run bench -- runtime   (the topologies and the bare
+ *   consumer/pipe on kafkajs; by default @platformatic/kafka, the connector's default)
  * Needs the stack (npm run stack -- up). Prints figures and ratios for BENCHMARKS.md.
  */
 import fs from "node:fs";
@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import type { KafkaMessage } from "kafkajs";
+import { DEFAULT_KAFKA_CLIENT } from "../../lib/connectors/kafka/platformatic/options.ts";
 import { stringify } from "yaml";
 import { compatibilityPartitioner, Consumer as PConsumer, Producer as PProducer } from "@platformatic/kafka";
 import type { Message as PMessage } from "@platformatic/kafka";
@@ -85,7 +86,7 @@ async function timedConsumer(group: string, handle: (messages: KafkaMessage[]) =
   return ms;
 }
 
-const CLIENT = process.env.KAFKA_CLIENT === "platformatic" ? "platformatic" : "kafkajs";
+const CLIENT = process.env.KAFKA_CLIENT === "kafkajs" || process.env.KAFKA_CLIENT === "platformatic" ? process.env.KAFKA_CLIENT : DEFAULT_KAFKA_CLIENT;
 
 /**
  * The same bare consumer on @platformatic/kafka: its own message stream (earliest, no

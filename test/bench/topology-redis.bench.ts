@@ -9,7 +9,7 @@
  *   BENCH_MEM=1                            (each contender prints where its memory is at its peak RSS)
  *   BENCH_MEM=timeline                     (… and every 500 ms its RSS, heap and external memory as it runs)
  *   BENCH_ALLOC=/tmp/alloc                 (each contender writes an allocation profile there)
- *   KAFKA_CLIENT=platformatic              (the topologies read through @platformatic/kafka)
+ *   KAFKA_CLIENT=kafkajs                   (the topologies read through kafkajs; @platformatic/kafka by default)
  *   BENCH_FROM=src                         (contenders run from the TypeScript sources; by default every
  *                                          contender runs compiled to JavaScript, as a deployed worker runs
  *                                          the package's dist/: Node's type stripping alone holds ~30 MB)
@@ -31,6 +31,7 @@ import { Redis } from "ioredis";
 import { Kafka, logLevel } from "kafkajs";
 import { readAvsc } from "../../lib/codecs/avro.ts";
 import { SchemaCodecs } from "../../lib/codecs/registry.ts";
+import { DEFAULT_KAFKA_CLIENT } from "../../lib/connectors/kafka/platformatic/options.ts";
 import { createTopicsReady } from "../../lib/connectors/kafka/topics.ts";
 import { missingHeapFlags, missingWorkerEnv } from "../../lib/cli/worker-heap.ts";
 import { PrivateRedis } from "../support/private-redis.ts";
@@ -224,7 +225,7 @@ try {
   console.log(`machine: ${machine()}; ${new Date().toISOString()}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   console.log(`produced ${N.toLocaleString("en-US")} Avro records on ${topic} in ${((performance.now() - t0) / 1000).toFixed(1)} s (${rate(N, performance.now() - t0)}); private redis-server on port ${redisServer.port}`);
   if (!FROM_SOURCES) compileContenders();
-  console.log(`the topologies' Kafka client: ${process.env.KAFKA_CLIENT ?? "kafkajs (default; KAFKA_CLIENT=platformatic for the other)"}; the hand-written worker: kafkajs`);
+  console.log(`the topologies' Kafka client: ${process.env.KAFKA_CLIENT ?? `${DEFAULT_KAFKA_CLIENT} (the default; KAFKA_CLIENT=kafkajs|platformatic to choose)`}; the hand-written worker: kafkajs`);
   console.log(`contenders run ${FROM_SOURCES ? "from the TypeScript sources (BENCH_FROM=src)" : "compiled to JavaScript (.bench-build/), as a deployed worker runs dist/"}`);
   console.log(`hand-written: HINCRBY count + HINCRBYFLOAT sum + one Lua call (max score, latest category by event time) per user and batch; no replay guard, DLQ or metrics`);
   const best = new Map<Contender, Outcome>();

@@ -6,9 +6,15 @@ import { securityErrorOf } from "../security.ts";
 /** The Kafka clients a connection can use (`KAFKA_CLIENT`, per connection like every KAFKA_* variable). */
 export type KafkaClientKind = "kafkajs" | "platformatic";
 
-/** Which client connection `name` uses: KAFKA_CLIENT (or KAFKA_CLIENT__<NAME>), kafkajs when unset. */
+/**
+ * The client a connection uses when KAFKA_CLIENT does not say: @platformatic/kafka (why: README,
+ * "Kafka clients"; kafkajs was the default until 2026-12-04).
+ */
+export const DEFAULT_KAFKA_CLIENT: KafkaClientKind = "platformatic";
+
+/** Which client connection `name` uses: KAFKA_CLIENT (or KAFKA_CLIENT__<NAME>), DEFAULT_KAFKA_CLIENT when unset. */
 export function clientKind(connections: Connections, name: string): KafkaClientKind {
-  const v = (connections.get("KAFKA_CLIENT", name) ?? "kafkajs").trim().toLowerCase();
+  const v = (connections.get("KAFKA_CLIENT", name) ?? DEFAULT_KAFKA_CLIENT).trim().toLowerCase();
   if (v === "kafkajs" || v === "platformatic") return v;
   throw new SfError("SF_ERR_CONFIG_MISSING", `${connections.variable("KAFKA_CLIENT", name)} must be kafkajs or platformatic, got ${v}`);
 }
