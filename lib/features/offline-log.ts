@@ -71,6 +71,48 @@ export function tableDdl(t: OfflineTable): string[] {
 /** Rows from which a write is split over two connections. */
 const SPLIT_FROM = 2_000;
 
+/** One value of a COPY text-format row: backslash, tab, newline and carriage return escaped. */
+function copyText(v: string): string {
+  return /[\\\t\n\r]/.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => (c === "\\" ? "\\\\" : c === "\t" ? "\\t" : c === "\n" ? "\\n" : "\\r")) : v;
+}
+
+/**
+ * `COPY ... FROM STDIN` of one prepared text payload through a pg client (node-pg's
+ * submittable protocol: the COPY statement, then the data as one CopyData message and
+ * CopyDone). The statement is atomic: a unique violation leaves nothing of it.
+ */
+class CopyIn {
+  callback?: (err: Error | null) => void;
+  private failed = false;
+  private readonly text: string;
+  private readonly data: Buffer;
+  constructor(text: string, data: Buffer) {
+    this.text = text;
+    this.data = data;
+  }
+  submit(connection: { query(text: string): void }): void {
+    connection.query(this.text);
+  }
+  handleCopyInResponse(connection: { sendCopyFromChunk(b: Buffer): void; endCopyFrom(): void }): void {
+    connection.sendCopyFromChunk(this.data);
+    connection.endCopyFrom();
+  }
+  handleError(err: Error): void {
+    // pg drops the active query on an error: the answer ends here, not at ReadyForQuery
+    this.failed = true;
+    this.callback?.(err);
+  }
+  handleReadyForQuery(): void {
+    if (!this.failed) this.callback?.(null);
+  }
+  handleCommandComplete(): void {}
+  handleRowDescription(): void {}
+  handleDataRow(): void {}
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyData(): void {}
+}
+
 /** Errors that mean "PostgreSQL is not there right now" rather than "this row is wrong". */
 function isOutage(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
@@ -98,8 +140,10 @@ export async function ensureLogTable(client: pg.ClientBase, t: OfflineTable, vie
 }
 
 /**
- * Writes log rows of views to one PostgreSQL database: multi-row INSERTs (arrays unnested
- * server-side, so no parameter limit), ON CONFLICT DO NOTHING. From 2,000 rows on, a call's
+ * Writes log rows of views to one PostgreSQL database: a `COPY` into the view's partition, and
+ * only when that meets a row already there (a replay: unique violation, nothing of the COPY
+ * kept) the same rows again as a multi-row INSERT (arrays unnested server-side, so no parameter
+ * limit) with ON CONFLICT DO NOTHING. From 2,000 rows on, a call's
  * rows go in two halves at once on the pool's two connections: the INSERT is PostgreSQL-bound,
  * and two backends took 10,000 rows in 112 ms against 182 ms for one (BENCHMARKS.md). Each row
  * is idempotent on its own, so the halves need no common transaction.
@@ -144,6 +188,26 @@ export class OfflineLogWriter {
 
   private async insert(t: OfflineTable, view: string, rows: readonly LogRow[]): Promise<void> {
     if (rows.length === 0) return;
+    // COPY: no plan, no arrays, no conflict check per row — about half the server time of the INSERT below
+    let text = "";
+    const v = copyText(view);
+    for (const r of rows) text += `${v}\t${copyText(r.entity)}\t${r.eventTime}\t${copyText(r.cluster)}\t${copyText(r.topic)}\t${r.partition}\t${r.offset}\t${r.seq}\t${copyText(r.contributions)}\n`;
+    const copy = `COPY ${partitionName(t, view)} (view, entity, event_time, cluster, topic, partition, "offset", seq, contributions) FROM STDIN`;
+    const copied = await this.guard(async () => {
+      const client = await this.pool.connect();
+      let broken: Error | undefined;
+      try {
+        await new Promise<void>((resolve, reject) => void client.query(new CopyIn(copy, Buffer.from(text)) as never, ((err: Error | null) => (err ? reject(err) : resolve())) as never));
+        return true;
+      } catch (err) {
+        if ((err as { code?: unknown }).code === "23505") return false; // some row is there already: a replay
+        broken = err as Error;
+        throw err;
+      } finally {
+        client.release(broken && isOutage(broken) ? broken : undefined);
+      }
+    });
+    if (copied) return;
     const cols: unknown[][] = [[], [], [], [], [], [], [], []];
     for (const r of rows) {
       cols[0]!.push(r.entity);

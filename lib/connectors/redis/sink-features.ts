@@ -195,9 +195,11 @@ export function createFeaturesSink(config: FeaturesSinkConfig & Pinned, ctx: Com
   async function write(batches: BatchLog[]): Promise<Map<object, Outcome>> {
     await ensureConnected(redis, ctx.component);
     if (!registered) await register();
-    // the offline log first: after a crash it may hold a batch Redis lacks (the replay
-    // applies it there, the log takes nothing twice), never the other way round
-    if (offline) for (const b of batches) await offline.record(b.offline);
+    // the offline log and Redis at once: both are idempotent and the flush (so the commit)
+    // waits for both, so after a crash either may hold a batch the other lacks, and the
+    // replay completes it in that one (docs/feature-store.md, "Offline feature log")
+    const logged = offline?.record(batches.length === 1 ? batches[0]!.offline : batches.flatMap((b) => b.offline));
+    logged?.catch(() => undefined); // awaited below, also when Redis fails first
     const byEntity = new Map<string, EntityPart[]>();
     for (const b of batches) {
       for (const part of b.entities()) {
@@ -211,10 +213,16 @@ export function createFeaturesSink(config: FeaturesSinkConfig & Pinned, ctx: Com
     const outcomes = new Map<object, Outcome>();
     // A replay that overlaps the first try in part needs a second round; a third only
     // when another worker (a zombie past its session) writes the same entities meanwhile.
-    for (let round = 0; updates.length > 0; round++) {
-      if (round === 5) throw new SfError("SF_ERR_SINK_NOT_CONNECTED", "feature watermarks kept moving under this batch (another worker writes the same partition?); the batch will be retried", { where: ctx.component });
-      updates = await send(updates, outcomes);
+    try {
+      for (let round = 0; updates.length > 0; round++) {
+        if (round === 5) throw new SfError("SF_ERR_SINK_NOT_CONNECTED", "feature watermarks kept moving under this batch (another worker writes the same partition?); the batch will be retried", { where: ctx.component });
+        updates = await send(updates, outcomes);
+      }
+    } catch (err) {
+      await logged?.catch(() => undefined); // no retry while this log write still runs
+      throw err;
     }
+    await logged;
     return outcomes;
   }
 
