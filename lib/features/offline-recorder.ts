@@ -1,6 +1,6 @@
 /**
  * The `redis.features` sink's hook into the offline feature log: the per-record rows a batch
- * kept for views with `offline`, grouped per database, table and view and written before
+ * kept for views with `offline`, grouped per database, table and view and written while
  * the batch goes to Redis. pg and the writer load only when a view has `offline`.
  */
 import type { ComponentContext } from "../runtime/contracts.ts";

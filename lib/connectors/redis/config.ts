@@ -66,7 +66,7 @@ export const viewSchema = z
       .describe("Freshness objective: the view should never be older than this (now minus the event time of the newest update applied to it). Exported as streamfleet_feature_freshness_slo_seconds; the StreamfleetFeatureViewStale alert fires when streamfleet_feature_freshness_seconds stays above it for 5 minutes. Default: none (freshness is exported, nothing alerts)"),
     offline: offlineSchema
       .optional()
-      .describe("Offline feature log: every record the sink applies to the view is also recorded, per entity and source record, in this PostgreSQL table (before the Redis write and the commit, idempotently) for point-in-time training sets (`streamfleet features export`). Default: none (online only)"),
+      .describe("Offline feature log: every record the sink applies to the view is also recorded, per entity and source record, in this PostgreSQL table (with the Redis write and before the commit, idempotently) for point-in-time training sets (`streamfleet features export`). Default: none (online only)"),
   })
   .strict()
   .superRefine((v, ctx) => {
