@@ -58,6 +58,8 @@ async function rebuildCommand(values: Record<string, unknown>, positionals: stri
   const fromText = required(values, "from", "rebuild");
   const from = parseTime(fromText);
   if (!Number.isFinite(from)) throw new SfError("SF_ERR_CLI_USAGE", `--from ${fromText}: expected epoch ms or an ISO 8601 time`);
+  // a time to come would switch readers to a version holding nothing yet
+  if (from > Date.now()) throw new SfError("SF_ERR_CLI_USAGE", `--from ${fromText} is in the future: a rebuild reads the history from a past time`);
   const { rebuildView } = await import("../features/rebuild.ts");
   const { createLogger } = await import("../observability/logger.ts");
   const stop = new AbortController();
