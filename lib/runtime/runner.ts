@@ -398,13 +398,21 @@ export class TopologyRunner {
   /** Exactly-once: one attempt, in the unit's transaction; a failure fails the unit (see `failUnit`). */
   private async writeInTransaction({ def, sink }: { def: SinkDef; sink: Sink }, mine: StreamRecord[], transaction: Transaction, dead: DeadLetter[]): Promise<void> {
     const t0 = performance.now();
-    let result;
+    this.counted(def, mine, await this.timedWrite(def, sink, mine, { transaction }), t0, dead);
+  }
+
+  /** One sink write; a failure is counted as one (the caller decides whether to retry). */
+  private async timedWrite(def: SinkDef, sink: Sink, mine: StreamRecord[], options?: Parameters<Sink["write"]>[1]): Promise<Awaited<ReturnType<Sink["write"]>>> {
     try {
-      result = await sink.write(mine, { transaction });
+      return await sink.write(mine, options);
     } catch (err) {
       this.tm.sink(def.name, mine.length, 0, false);
       throw err;
     }
+  }
+
+  /** Counts an acknowledged write since `t0` and dead-letters the records the sink refused. */
+  private counted(def: SinkDef, mine: StreamRecord[], result: Awaited<ReturnType<Sink["write"]>>, t0: number, dead: DeadLetter[]): void {
     const failed = result?.failed ?? [];
     this.tm.sink(def.name, mine.length - failed.length, (performance.now() - t0) / 1000, true);
     for (const f of failed) dead.push(this.letter(f.record.origin, f.error, def.path, 1));
@@ -413,18 +421,11 @@ export class TopologyRunner {
   private async writeSink({ def, sink }: { def: SinkDef; sink: Sink }, mine: StreamRecord[], ctl: BatchControl, dead: DeadLetter[]): Promise<void> {
     let t0 = performance.now();
     try {
-      const result = await ctl.untilDone(`sink ${def.name}`, async () => {
+      const result = await ctl.untilDone(`sink ${def.name}`, () => {
         t0 = performance.now();
-        try {
-          return await sink.write(mine);
-        } catch (err) {
-          this.tm.sink(def.name, mine.length, 0, false);
-          throw err;
-        }
+        return this.timedWrite(def, sink, mine);
       });
-      const failed = result?.failed ?? [];
-      this.tm.sink(def.name, mine.length - failed.length, (performance.now() - t0) / 1000, true);
-      for (const f of failed) dead.push(this.letter(f.record.origin, f.error, def.path, 1));
+      this.counted(def, mine, result, t0, dead);
     } catch (err) {
       if (err instanceof BatchAbandoned || isRetriable(err)) throw err;
       for (const r of mine) dead.push(this.letter(r.origin, err, def.path, 1));
