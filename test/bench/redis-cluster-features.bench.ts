@@ -24,7 +24,7 @@ import { tcpOpen } from "../../lib/stack/probe.ts";
 import { makeContext, makeRecord } from "../support/records.ts";
 import { PrivateRedis } from "../support/private-redis.ts";
 import { startTestCluster, stopTestCluster } from "../support/redis-modes.ts";
-import { machine } from "./support.ts";
+import { BENCH_USER_VIEW, machine } from "./support.ts";
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 100_000);
 const BATCH = Number(process.env.BENCH_BATCH ?? 10_000);
@@ -33,18 +33,7 @@ const ENTITY_COUNTS = (process.env.BENCH_ENTITIES ?? "2000,100000").split(",").m
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const prefix = `bench:${crypto.randomBytes(4).toString("hex")}:`;
 const T0 = Date.now() - 3_600_000;
-const view = {
-  name: "bench_users",
-  entity: "user",
-  key: "{userId}",
-  event_time: "at",
-  features: [
-    { name: "orders", kind: "counter" },
-    { name: "last_item", kind: "latest", field: "item" },
-    { name: "max_amount", kind: "max", field: "amount" },
-    { name: "orders_1h", kind: "window_count", window: "1h" },
-  ],
-};
+const view = BENCH_USER_VIEW;
 
 /** Three masters and three replicas on ports of their own (BENCH_WAIT=1). */
 async function replicated(): Promise<{ ports: number[]; stop(): Promise<void> }> {

@@ -12,7 +12,7 @@ import type { Sink, StreamRecord } from "../../lib/runtime/contracts.ts";
 import { Connections } from "../../lib/runtime/connections.ts";
 import { makeContext, makeRecord } from "../support/records.ts";
 import { PrivateRedis } from "../support/private-redis.ts";
-import { machine } from "./support.ts";
+import { BENCH_USER_VIEW, machine } from "./support.ts";
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 100_000);
 const BATCH = Number(process.env.BENCH_BATCH ?? 10_000);
@@ -29,18 +29,7 @@ const redis = new Redis(server.url);
 function input(round: number): StreamRecord[] {
   return Array.from({ length: RECORDS }, (_, i) => makeRecord({ userId: `u${i % ENTITIES}`, item: `item-${i % 97}`, amount: (i % 50) + 0.5, at: T0 + i }, { topic: "bench", partition: round, offset: String(i) }));
 }
-const view = {
-  name: "bench_users",
-  entity: "user",
-  key: "{userId}",
-  event_time: "at",
-  features: [
-    { name: "orders", kind: "counter" },
-    { name: "last_item", kind: "latest", field: "item" },
-    { name: "max_amount", kind: "max", field: "amount" },
-    { name: "orders_1h", kind: "window_count", window: "1h" },
-  ],
-};
+const view = BENCH_USER_VIEW;
 
 async function cpu(): Promise<number> {
   const info = await redis.info("cpu");

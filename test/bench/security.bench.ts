@@ -31,7 +31,7 @@ import type { Sink, StreamRecord } from "../../lib/runtime/contracts.ts";
 import { Fleet } from "../../lib/runtime/fleet.ts";
 import { secureCerts, secureEnv, secureOptionsFromEnv } from "../../lib/stack/secure/stack.ts";
 import { makeContext, makeRecord } from "../support/records.ts";
-import { benchEnv, deleteKeys, machine, rate } from "./support.ts";
+import { BENCH_USER_VIEW, benchEnv, deleteKeys, machine, rate } from "./support.ts";
 
 const N = Number(process.argv[2] ?? 200_000);
 const ROUNDS = Number(process.argv[3] ?? 3);
@@ -224,18 +224,7 @@ async function featuresPart(): Promise<void> {
   const SLICE = 500;
   const prefix = `bench:${crypto.randomBytes(4).toString("hex")}:`;
   const T0 = Date.now() - 3_600_000;
-  const view = {
-    name: "bench_users",
-    entity: "user",
-    key: "{userId}",
-    event_time: "at",
-    features: [
-      { name: "orders", kind: "counter" },
-      { name: "last_item", kind: "latest", field: "item" },
-      { name: "max_amount", kind: "max", field: "amount" },
-      { name: "orders_1h", kind: "window_count", window: "1h" },
-    ],
-  };
+  const view = BENCH_USER_VIEW;
   const server = await dualRedis();
   const pwFile = path.join(os.tmpdir(), `sf-bench-${run}.secret`);
   fs.writeFileSync(pwFile, server.password, { mode: 0o600 });

@@ -55,3 +55,17 @@ export async function bestOfRounds(o: {
   console.log(`  ${"ratio".padEnd(width)} : ${((best.candidate / best.baseline) * 100).toFixed(0)} % of the baseline`);
   return best;
 }
+
+/** The feature view the redis.features benchmarks write: four features of four kinds per user. */
+export const BENCH_USER_VIEW = {
+  name: "bench_users",
+  entity: "user",
+  key: "{userId}",
+  event_time: "at",
+  features: [
+    { name: "orders", kind: "counter" },
+    { name: "last_item", kind: "latest", field: "item" },
+    { name: "max_amount", kind: "max", field: "amount" },
+    { name: "orders_1h", kind: "window_count", window: "1h" },
+  ],
+};
