@@ -354,7 +354,7 @@ export class TopologyRunner {
       return this.close(unit, ctl)
         .catch((err: unknown) => {
           if (err instanceof BatchAbandoned) this.units.abandon(unit);
-          else this.logger.warn({ err: errorMessage(err), topic: unit.batch.topic, partition: unit.batch.partition }, "closing an idle unit failed; it is read again");
+          else this.logger.warn({ err: errorMessage(err), code: errorCode(err), topic: unit.batch.topic, partition: unit.batch.partition }, "closing an idle unit failed; it is read again");
         })
         .finally(() => ctl.release());
     });
