@@ -20,9 +20,8 @@
  *    at the switch.
  */
 import type { Logger } from "pino";
-import type { Admin } from "kafkajs";
 import { SfError } from "../errors.ts";
-import { createKafka } from "../connectors/kafka/client.ts";
+import { openGroupOffsets } from "../connectors/kafka/group-offsets.ts";
 import { createRedisClient } from "../connectors/redis/client.ts";
 import { compileView } from "../connectors/redis/feature-log.ts";
 import type { FeaturesSinkConfig } from "../connectors/redis/config.ts";
@@ -65,15 +64,6 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
   });
 
-/** Committed offsets of a group per "topic/partition" (absent: none). */
-async function committed(admin: Admin, group: string, topics: string[]): Promise<Map<string, bigint>> {
-  const out = new Map<string, bigint>();
-  for (const t of await admin.fetchOffsets({ groupId: group, topics })) {
-    for (const p of t.partitions) if (Number(p.offset) >= 0) out.set(`${t.topic}/${p.partition}`, BigInt(p.offset));
-  }
-  return out;
-}
-
 export async function rebuildView(o: RebuildOptions): Promise<RebuildResult> {
   const report = o.report ?? (() => undefined);
   const loaded = await loadTopologyFile(o.file, defaultCatalogue());
@@ -92,12 +82,10 @@ export async function rebuildView(o: RebuildOptions): Promise<RebuildResult> {
   const prefix = sinkConfig.key_prefix;
   const connections = new Connections(o.env);
   const redis = createRedisClient(connections, sinkConfig.connection);
-  const kafka = createKafka(connections, t.source.connection, o.logger, "streamfleet-rebuild");
-  const admin = kafka.admin();
+  const offsets = await openGroupOffsets(connections, t.source.connection, o.logger, "streamfleet-rebuild");
   let fleet: Fleet | undefined;
   const started = Date.now();
   try {
-    await admin.connect();
     // 1. the new version, recorded as building
     const active = await readActive(redis, prefix, o.view);
     const history = await readVersions(redis, prefix, o.view);
@@ -114,11 +102,8 @@ export async function rebuildView(o: RebuildOptions): Promise<RebuildResult> {
     const group = `${groupOf(t)}.rebuild.${o.view}.v${version}`;
     const target = new Map<string, bigint>();
     for (const topic of topics) {
-      const ends = await admin.fetchTopicOffsets(topic);
-      for (const p of ends) target.set(`${topic}/${p.partition}`, BigInt(p.high));
-      const starts = await admin.fetchTopicOffsetsByTimestamp(topic, o.from);
-      const high = new Map(ends.map((p) => [p.partition, p.high]));
-      await admin.setOffsets({ groupId: group, topic, partitions: starts.map((p) => ({ partition: p.partition, offset: Number(p.offset) >= 0 ? p.offset : high.get(p.partition)! })) });
+      for (const [partition, end] of await offsets.ends(topic)) target.set(`${topic}/${partition}`, end);
+      await offsets.set(group, topic, await offsets.startsAt(topic, o.from));
     }
     const copy: Topology = {
       ...t,
@@ -137,7 +122,7 @@ export async function rebuildView(o: RebuildOptions): Promise<RebuildResult> {
         report(`view ${o.view}: stopped before the switch; readers stay on version ${active?.version ?? 1} (version ${version} is left building: drop it with \`streamfleet features drop-version\`)`);
         return { version, store, switched: false, group };
       }
-      const done = await committed(admin, group, topics);
+      const done = await offsets.committed(group, topics);
       const behind = [...target].filter(([k, end]) => (done.get(k) ?? -1n) < end && end > 0n);
       if (behind.length === 0) break;
       await sleep(pollMs, o.signal);
@@ -158,8 +143,8 @@ export async function rebuildView(o: RebuildOptions): Promise<RebuildResult> {
       while (!o.signal?.aborted) {
         const since = Number((await redis.hget(writersKey(prefix), store)) ?? 0);
         if (since >= started) {
-          const mine = await committed(admin, group, topics);
-          const theirs = await committed(admin, groupOf(t), topics);
+          const mine = await offsets.committed(group, topics);
+          const theirs = await offsets.committed(groupOf(t), topics);
           if ([...theirs].every(([k, off]) => (mine.get(k) ?? -1n) >= off)) {
             report(`view ${o.view}: the topology writes version ${version}; the rebuild is done`);
             break;
@@ -171,7 +156,7 @@ export async function rebuildView(o: RebuildOptions): Promise<RebuildResult> {
     return { version, store, switched: true, group };
   } finally {
     await fleet?.stop(10_000);
-    await admin.disconnect().catch(() => undefined);
+    await offsets.close();
     redis.disconnect();
   }
 }
