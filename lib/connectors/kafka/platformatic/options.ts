@@ -19,6 +19,21 @@ export function clientKind(connections: Connections, name: string): KafkaClientK
   throw new SfError("SF_ERR_CONFIG_MISSING", `${connections.variable("KAFKA_CLIENT", name)} must be kafkajs or platformatic, got ${v}`);
 }
 
+/** How a group's partitions move on a rebalance (`KAFKA_REBALANCE`, per connection; @platformatic/kafka only). */
+export type RebalanceMode = "eager" | "cooperative";
+
+/**
+ * KAFKA_REBALANCE (or KAFKA_REBALANCE__<NAME>): `eager` (the default: every join takes every
+ * partition from every member) or `cooperative` (cooperative-sticky, KIP-429: only the partitions
+ * that change owner stop). Every worker of a group must use the same (the broker refuses a join
+ * whose protocol no member shares). kafkajs has no cooperative protocol and ignores it.
+ */
+export function rebalanceMode(connections: Connections, name: string): RebalanceMode {
+  const v = (connections.get("KAFKA_REBALANCE", name) ?? "eager").trim().toLowerCase();
+  if (v === "eager" || v === "cooperative") return v;
+  throw new SfError("SF_ERR_CONFIG_MISSING", `${connections.variable("KAFKA_REBALANCE", name)} must be eager or cooperative, got ${v}`);
+}
+
 const SASL: Record<string, SASLMechanismValue> = { plain: "PLAIN", "scram-sha-256": "SCRAM-SHA-256", "scram-sha-512": "SCRAM-SHA-512" };
 
 /**
