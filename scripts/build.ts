@@ -9,7 +9,7 @@ const ROOT = path.resolve(import.meta.dirname, "..");
 const DIST = path.join(ROOT, "dist");
 
 /** Files read at run time (scripts, the Kafka pom, `streamfleet init`'s templates), relative to the code that reads them (kept at the same paths under dist/). */
-export const RUNTIME_FILES = ["lib/connectors/redis/scripts/*.lua", "scripts/stack/kafka-pom.xml", "lib/cli/scaffold/*.tmpl"];
+export const RUNTIME_FILES = ["lib/connectors/redis/scripts/*.lua", "scripts/stack/kafka-pom.xml", "scripts/stack/kafka-tools-pom.xml", "lib/cli/scaffold/*.tmpl"];
 
 function expand(pattern: string): string[] {
   const dir = path.dirname(pattern);

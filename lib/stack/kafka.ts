@@ -83,6 +83,18 @@ export async function startKafka(daemons: Daemons, o: KafkaOptions): Promise<voi
   }
 }
 
+/**
+ * The classpath of Kafka's command-line tools (`org.apache.kafka.tools.*`: kafka-tools and its
+ * runtime jars, the broker's version), fetched once from Maven Central into
+ * `<stateDir>/kafka/tools`. A directory of its own: the broker's libs are rewritten when their
+ * pom changes, and a running broker keeps them open.
+ */
+export function kafkaToolsClasspath(stateDir: string, pomFile: string): string {
+  const dir = path.join(stateDir, "kafka", "tools");
+  ensurePomJars(pomFile, dir, "Apache Kafka's tools", path.join(stateDir, "logs", "maven-kafka-tools.log"));
+  return `${dir}/*`;
+}
+
 function serverProperties(o: KafkaOptions, dataDir: string): string {
   return `# written by \`streamfleet stack up\`
 process.roles=broker,controller

@@ -6,7 +6,7 @@ import { kafkaHealth } from "../connectors/kafka/health.ts";
 import { Daemons } from "./daemon.ts";
 import { StackError } from "./errors.ts";
 import { JAVA_ALTERNATIVES } from "./java.ts";
-import { startKafka } from "./kafka.ts";
+import { kafkaToolsClasspath, startKafka } from "./kafka.ts";
 import { ensurePostgres, ensureRabbit, ensureRedis } from "./native.ts";
 import { hostPort, httpOk, tcpOpen, urlHostPort } from "./probe.ts";
 import { APICURIO_VERSION, registryRunner, startRegistry } from "./registry.ts";
@@ -147,6 +147,11 @@ export async function stackUp(o: StackOptions, log: (line: string) => void = () 
     throw new StackError("SF_ERR_STACK_UNHEALTHY", `not answering after start: ${down.map((s) => `${s.name} at ${s.address}`).join(", ")}`);
   }
   return status;
+}
+
+/** Kafka's command-line tools (ConsumerPerformance, …) for this stack: a `java -cp` classpath, fetched on first use. */
+export function stackKafkaTools(o: Pick<StackOptions, "stateDir">): string {
+  return kafkaToolsClasspath(o.stateDir, path.join(ROOT, "scripts/stack/kafka-tools-pom.xml"));
 }
 
 /** Stops every process this stack started (and nothing else). */

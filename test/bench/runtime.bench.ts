@@ -3,8 +3,12 @@
  *   npm run bench -- runtime [records=300000]
  *   KAFKA_CLIENT=kafkajs npm run bench -- runtime   (the topologies and the bare
  *   consumer/pipe on kafkajs; by default @platformatic/kafka, the connector's default)
+ * Each round also runs the broker's own ConsumerPerformance tool (Java, the stack's Kafka jars
+ * plus kafka-tools, fetched once from Maven Central into .stack/kafka/tools; needs java and, the
+ * first time, mvn) on the same topic: the physical limit the null sink is compared with.
  * Needs the stack (npm run stack -- up). Prints figures and ratios for BENCHMARKS.md.
  */
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -19,6 +23,7 @@ import { readAvsc } from "../../lib/codecs/avro.ts";
 import { createTopicsReady } from "../../lib/connectors/kafka/topics.ts";
 import { Fleet } from "../../lib/runtime/fleet.ts";
 import { createLogger } from "../../lib/observability/logger.ts";
+import { stackKafkaTools, stackOptionsFromEnv } from "../../lib/stack/stack.ts";
 import { benchEnv, machine, rate } from "./support.ts";
 
 const N = Number(process.argv[2] ?? 300_000);
@@ -147,6 +152,35 @@ async function pipe(): Promise<number> {
   return ms;
 }
 
+/**
+ * The broker's own consumer performance tool (`org.apache.kafka.tools.ConsumerPerformance`, the
+ * stack's Kafka version, Java client defaults) on the same topic and a fresh group: the physical
+ * limit of fetching it on this machine. Returns its fetch rate (join excluded, as for the others)
+ * and its MB/s.
+ */
+async function consumerPerformance(): Promise<{ ms: number; mbs: number }> {
+  const cp = stackKafkaTools(stackOptionsFromEnv(process.env));
+  const args = ["-Xms256m", "-Xmx1g", "-cp", cp, "org.apache.kafka.tools.ConsumerPerformance"];
+  args.push("--bootstrap-server", env.KAFKA_BROKERS!, "--topic", input, "--num-records", String(N), "--group", `bench.${run2}.perf`, "--timeout", "30000");
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn("java", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let text = "";
+    child.stdout.on("data", (d: Buffer) => (text += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (text += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve(text) : reject(new Error(`ConsumerPerformance exited ${code}: ${text.slice(-500)}`))));
+  });
+  // A header line, then one line of values: "start.time, end.time, …, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec".
+  const lines = out.split("\n").map((l) => l.trim());
+  const head = lines.findIndex((l) => l.startsWith("start.time"));
+  if (head < 0 || !lines[head + 1]) throw new Error(`ConsumerPerformance printed no figures: ${out.slice(-500)}`);
+  const names = lines[head]!.split(",").map((x) => x.trim());
+  const values = lines[head + 1]!.split(",").map((x) => x.trim());
+  const get = (k: string) => Number(values[names.indexOf(k)]);
+  if (get("data.consumed.in.nMsg") < N) throw new Error(`ConsumerPerformance read ${get("data.consumed.in.nMsg")} of ${N} records`);
+  return { ms: get("fetch.time.ms"), mbs: get("fetch.MB.sec") };
+}
+
 async function topology(name: string, sink: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sf-bench-"));
   fs.writeFileSync(
@@ -185,20 +219,29 @@ async function topology(name: string, sink: Record<string, unknown>, extra: Reco
 await produce();
 const ROUNDS = Number(process.argv[3] ?? 3);
 console.log(`machine: ${machine()}; ${N} Avro records, 3 partitions; best of ${ROUNDS} rounds, each on a fresh consumer group; client ${CLIENT}`);
-const best = { bare: Infinity, avro: Infinity, nul: Infinity, pipe: Infinity, kafka: Infinity, eos: Infinity };
+const best = { perf: Infinity, bare: Infinity, avro: Infinity, nul: Infinity, pipe: Infinity, kafka: Infinity, eos: Infinity };
 const reader = readAvsc("schemas/order.avsc", FIX).type;
-// BENCH_ONLY=bare,nul (a comma list of bare, avro, nul, pipe, kafka, eos) runs only those, e.g. under --cpu-prof.
+// BENCH_ONLY=bare,nul (a comma list of perf, bare, avro, nul, pipe, kafka, eos) runs only those, e.g. under --cpu-prof.
 // eos (delivery: exactly_once) runs on @platformatic/kafka only: kafkajs has no exactly-once here.
-const only = new Set((process.env.BENCH_ONLY ?? `bare,avro,nul,pipe,kafka${CLIENT === "platformatic" ? ",eos" : ""}`).split(","));
+const only = new Set((process.env.BENCH_ONLY ?? `perf,bare,avro,nul,pipe,kafka${CLIENT === "platformatic" ? ",eos" : ""}`).split(","));
+let note = "";
 const measure = async (which: keyof typeof best, fn: () => Promise<number>) => {
   if (!only.has(which)) return;
+  note = "";
   const ms = await fn();
   // Every round's figure, for the spread.
-  console.log(`  round ${run2.split("-").pop()} ${which}: ${rate(N, ms)}`);
+  console.log(`  round ${run2.split("-").pop()} ${which}: ${rate(N, ms)}${note}`);
   best[which] = Math.min(best[which], ms);
 };
+let perfMbs = 0;
 for (let round = 0; round < ROUNDS; round++) {
   run2 = `${run}-${round}`;
+  await measure("perf", async () => {
+    const { ms, mbs } = await consumerPerformance();
+    if (ms < best.perf) perfMbs = mbs;
+    note = `, ${mbs.toFixed(1)} MB/s`;
+    return ms;
+  });
   await measure("bare", () => bare());
   await measure("avro", () => bare((b) => reader.fromBuffer(b.subarray(5))));
   await measure("nul", () => topology("null", { type: "null" }));
@@ -209,11 +252,17 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 const line = (label: string, ms: number, base?: number, baseLabel?: string) =>
   console.log(`${label.padEnd(40)} ${rate(N, ms).padStart(14)}  ${(ms / 1000).toFixed(2)} s${base ? `  ${((base / ms) * 100).toFixed(0)} % of ${baseLabel}` : ""}`);
+if (best.perf < Infinity) console.log(`${"Kafka ConsumerPerformance (Java client)".padEnd(40)} ${rate(N, best.perf).padStart(14)}  ${(best.perf / 1000).toFixed(2)} s  ${perfMbs.toFixed(1)} MB/s`);
 line(CLIENT === "platformatic" ? "bare @platformatic/kafka stream consumer" : "bare kafkajs eachBatch consumer", best.bare);
 line("bare consumer + avsc decode", best.avro);
 line("topology decode→transform→null sink", best.nul, best.bare, "bare consumer");
 line("bare consumer → producer (pipe)", best.pipe);
 line("topology decode→transform→kafka sink", best.kafka, best.pipe, "bare pipe");
+if (best.perf < Infinity) {
+  for (const [label, ms] of [["bare consumer", best.bare], ["topology → null sink", best.nul]] as const) {
+    if (ms < Infinity) console.log(`${label} ÷ ConsumerPerformance: ${(best.perf / ms).toFixed(2)}×`);
+  }
+}
 console.log(`topology → kafka sink vs bare consumer: ${((best.bare / best.kafka) * 100).toFixed(0)} %`);
 if (best.eos < Infinity) line("topology → kafka sink, exactly-once", best.eos, best.kafka, "at-least-once");
 const admin = kafka.admin();
