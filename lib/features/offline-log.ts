@@ -1,14 +1,25 @@
 /**
  * The offline feature log in PostgreSQL: what the `redis.features` sink records for views
- * with `offline`, and the table both writers and readers agree on (docs/feature-store.md,
+ * with `offline`, and the tables both writers and readers agree on (docs/feature-store.md,
  * "Offline feature log"). One row per (view, entity, source record): the record's event
  * time, its source position and its contribution to each feature, as the sink's feature
- * algebra took it. Replays add nothing: the primary key holds the source position, and rows
- * go in with ON CONFLICT DO NOTHING.
+ * algebra took it.
  *
- * The table is partitioned by view (LIST): a view's rows are one partition whose primary key
- * (entity, event_time, position) is also the index point-in-time reads walk, so a read
- * touches one entity's history in event-time order and never another view's rows.
+ * Layout 2 (tables created since): the log table has no unique key. Replays add nothing
+ * because of a high-water mark per (view, source cluster, topic, partition) in
+ * `<table>__marks`: a write takes the marks of its partitions `FOR UPDATE`, leaves out the
+ * rows at or below them, `COPY`s the rest and moves the marks, all in one transaction. A
+ * partition's records reach the sink in offset order and a batch is written again until it
+ * succeeds before the next one of that partition (the assumption the Redis watermarks make as
+ * well), so the log holds every offset up to the mark and none above it. The log table's only
+ * index is (entity, event_time), what point-in-time reads walk.
+ *
+ * Layout 1 (tables created before): primary key (view, entity, event_time, cluster, topic,
+ * partition, offset, seq), rows go in by COPY and, when that meets a row already there, by
+ * INSERT ... ON CONFLICT DO NOTHING. A table found in layout 1 keeps being written that way.
+ *
+ * The table is partitioned by view (LIST): a view's rows are one partition, so a read touches
+ * one entity's history in event-time order and never another view's rows.
  */
 import crypto from "node:crypto";
 import pg from "pg";
@@ -49,7 +60,16 @@ export function partitionName(t: OfflineTable, view: string): string {
   return `${ident(t.schema)}.${ident(`${t.table}_${suffix}`.slice(0, 63))}`;
 }
 
-/** The DDL of the log table (idempotent). Columns and key: docs/feature-store.md. */
+/** The layout version of the tables this code creates (docs/feature-store.md, "Offline feature log"). */
+export const LAYOUT = 2;
+const COMMENT = `streamfleet offline feature log, layout ${LAYOUT}`;
+
+/** The high-water marks of a log table: `<table>__marks` (no view's partition can be named so: view names start with a letter). */
+export function marksName(t: OfflineTable): string {
+  return `${ident(t.schema)}.${ident(`${t.table}__marks`)}`;
+}
+
+/** The DDL of the log table, its index and its marks (idempotent; for a table that does not exist yet). Columns: docs/feature-store.md. */
 export function tableDdl(t: OfflineTable): string[] {
   return [
     `CREATE SCHEMA IF NOT EXISTS ${ident(t.schema)}`,
@@ -62,9 +82,19 @@ export function tableDdl(t: OfflineTable): string[] {
       partition integer NOT NULL,
       "offset" bigint NOT NULL,
       seq integer NOT NULL,
-      contributions jsonb NOT NULL,
-      PRIMARY KEY (view, entity, event_time, cluster, topic, partition, "offset", seq)
+      contributions jsonb NOT NULL
     ) PARTITION BY LIST (view)`,
+    // one index per partition (PostgreSQL creates it on each), what point-in-time reads walk; no unique key: the marks make writes idempotent
+    `CREATE INDEX IF NOT EXISTS ${ident(`${t.table}__entity_time`)} ON ${tableName(t)} (entity, event_time)`,
+    `CREATE TABLE IF NOT EXISTS ${marksName(t)} (
+      view text NOT NULL,
+      cluster text NOT NULL,
+      topic text NOT NULL,
+      partition integer NOT NULL,
+      "offset" bigint NOT NULL,
+      PRIMARY KEY (view, cluster, topic, partition)
+    )`,
+    `COMMENT ON TABLE ${tableName(t)} IS ${pg.escapeLiteral(COMMENT)}`,
   ];
 }
 
@@ -121,38 +151,90 @@ function isOutage(err: unknown): boolean {
 }
 
 /**
- * Creates the log table and the partitions of `views` when missing. Workers that start
- * together serialise on an advisory lock, so none sees another's half-made partition.
+ * Creates the log table (layout 2) and the partitions of `views` when missing, and answers the
+ * table's layout: 2, or 1 for a table an earlier version created (a primary key, no marks), which
+ * is left as it is. Workers that start together serialise on an advisory lock, so none sees
+ * another's half-made partition.
  */
-export async function ensureLogTable(client: pg.ClientBase, t: OfflineTable, views: readonly string[]): Promise<void> {
+export async function ensureLogTable(client: pg.ClientBase, t: OfflineTable, views: readonly string[]): Promise<1 | 2> {
   await client.query("BEGIN");
   try {
     await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`streamfleet feature log ${t.schema}.${t.table}`]);
-    for (const sql of tableDdl(t)) await client.query(sql);
+    const { rows } = await client.query<{ oid: string | null; comment: string | null }>("SELECT to_regclass($1)::oid::text AS oid, obj_description(to_regclass($1), 'pg_class') AS comment", [tableName(t)]);
+    const layout = rows[0]!.oid === null || rows[0]!.comment === COMMENT ? 2 : 1;
+    if (rows[0]!.oid === null) for (const sql of tableDdl(t)) await client.query(sql);
     for (const v of views) {
       await client.query(`CREATE TABLE IF NOT EXISTS ${partitionName(t, v)} PARTITION OF ${tableName(t)} FOR VALUES IN (${pg.escapeLiteral(v)})`);
     }
     await client.query("COMMIT");
+    return layout;
   } catch (err) {
     await client.query("ROLLBACK").catch(() => undefined);
     throw err;
   }
 }
 
+/** A Kafka offset as PostgreSQL's bigint text: a decimal integer, no leading zeros. */
+function offsetText(o: string): string {
+  if (/^(0|-?[1-9][0-9]{0,18})$/.test(o)) return o;
+  if (/^-?[0-9]+$/.test(o)) return BigInt(o).toString();
+  throw new SfError("SF_ERR_FEATURES_OFFLINE_LOG", `source offset ${JSON.stringify(o)} is not an integer; the offline log keys rows by offset`);
+}
+
+/** Compares two offsets as offsetText gives them. */
+function compareOffsets(a: string, b: string): number {
+  const na = a.charCodeAt(0) === 45;
+  if (na !== (b.charCodeAt(0) === 45)) return na ? -1 : 1;
+  const c = a.length !== b.length ? a.length - b.length : a < b ? -1 : a > b ? 1 : 0;
+  return na ? -c : c;
+}
+
+/** A write's rows of one source partition, with the offsets they span. */
+interface SourceGroup {
+  cluster: string;
+  topic: string;
+  partition: number;
+  rows: LogRow[];
+  offsets: string[];
+  min: string;
+  max: string;
+}
+
+/** One row as a line of COPY text format. */
+function copyLine(v: string, r: LogRow, offset: string): string {
+  return `${v}\t${copyText(r.entity)}\t${r.eventTime}\t${copyText(r.cluster)}\t${copyText(r.topic)}\t${r.partition}\t${offset}\t${r.seq}\t${copyText(r.contributions)}\n`;
+}
+
+const COLUMNS = `(view, entity, event_time, cluster, topic, partition, "offset", seq, contributions)`;
+
+/** Runs one COPY ... FROM STDIN of `text` on a client. */
+function copyIn(client: pg.PoolClient, statement: string, text: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => void client.query(new CopyIn(statement, Buffer.from(text)) as never, ((err: Error | null) => (err ? reject(err) : resolve())) as never));
+}
+
 /**
- * Writes log rows of views to one PostgreSQL database: a `COPY` into the view's partition, and
- * only when that meets a row already there (a replay: unique violation, nothing of the COPY
- * kept) the same rows again as a multi-row INSERT (arrays unnested server-side, so no parameter
- * limit) with ON CONFLICT DO NOTHING. From 2,000 rows on, a call's
- * rows go in two halves at once on the pool's two connections: the INSERT is PostgreSQL-bound,
- * and two backends took 10,000 rows in 112 ms against 182 ms for one (BENCHMARKS.md). Each row
- * is idempotent on its own, so the halves need no common transaction.
+ * Writes log rows of views to one PostgreSQL database.
+ *
+ * Layout 2: per call, one transaction on one connection — insert the marks of the rows' source
+ * partitions when missing and take them `FOR UPDATE` (in key order, so two writers never wait
+ * for each other in a cycle), leave out the rows at or below them, `COPY` the rest into the
+ * view's partition, move the marks to the newest offset written, commit. A writer that lost a
+ * partition and still writes it (a zombie), or two writers of one partition after a
+ * rebalance, queue on the mark's row lock, and the second leaves out what the first wrote: a
+ * replay adds nothing, whoever writes it, and a mark never moves back.
+ *
+ * Layout 1: a `COPY` into the view's partition, and only when that meets a row already there
+ * (a replay: unique violation, nothing of the COPY kept) the same rows again as a multi-row
+ * INSERT with ON CONFLICT DO NOTHING; from 2,000 rows on in two halves on the pool's two
+ * connections.
  */
 export class OfflineLogWriter {
   private readonly pool: pg.Pool;
   private readonly display: string;
   private readonly where: string;
   private readonly ready = new Set<string>();
+  /** Layout per `schema.table`, as prepare found it. */
+  private readonly layouts = new Map<string, 1 | 2>();
 
   constructor(connections: Connections, connection: string, where: string) {
     const target = pgTarget(connections, connection);
@@ -170,7 +252,7 @@ export class OfflineLogWriter {
     await this.guard(async () => {
       const client = await this.pool.connect();
       try {
-        await ensureLogTable(client, t, missing);
+        this.layouts.set(key, await ensureLogTable(client, t, missing));
       } finally {
         client.release();
       }
@@ -178,12 +260,77 @@ export class OfflineLogWriter {
     for (const v of missing) this.ready.add(`${key}\u0000${v}`);
   }
 
-  /** Records rows of one view; a row already there (a replay) is left as it is. */
+  /** The layout of a prepared table. */
+  layout(t: OfflineTable): 1 | 2 | undefined {
+    return this.layouts.get(`${t.schema}.${t.table}`);
+  }
+
+  /** Records rows of one view; a row already there (a replay) is not written again. */
   async write(t: OfflineTable, view: string, rows: readonly LogRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    if (this.layout(t) === 2) return this.guard(() => this.writeMarked(t, view, rows));
     if (rows.length >= SPLIT_FROM) {
       const half = rows.length >> 1;
       await Promise.all([this.insert(t, view, rows.slice(0, half)), this.insert(t, view, rows.slice(half))]);
     } else await this.insert(t, view, rows);
+  }
+
+  /** Layout 2: marks, filter, COPY, marks moved, in one transaction. */
+  private async writeMarked(t: OfflineTable, view: string, rows: readonly LogRow[]): Promise<void> {
+    const groups = new Map<string, SourceGroup>();
+    let last: SourceGroup | undefined;
+    for (const r of rows) {
+      const offset = offsetText(r.offset);
+      let g = last !== undefined && last.partition === r.partition && last.topic === r.topic && last.cluster === r.cluster ? last : undefined;
+      if (g === undefined) {
+        const key = `${r.cluster}\u0000${r.topic}\u0000${r.partition}`;
+        g = groups.get(key);
+        if (g === undefined) groups.set(key, (g = { cluster: r.cluster, topic: r.topic, partition: r.partition, rows: [], offsets: [], min: offset, max: offset }));
+        last = g;
+      }
+      g.rows.push(r);
+      g.offsets.push(offset);
+      if (compareOffsets(offset, g.min) < 0) g.min = offset;
+      if (compareOffsets(offset, g.max) > 0) g.max = offset;
+    }
+    // key order: every writer locks marks in the same order
+    const sources = [...groups.values()].sort((a, b) => (a.cluster < b.cluster ? -1 : a.cluster > b.cluster ? 1 : a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
+    const v = pg.escapeLiteral(view);
+    const keys = sources.map((g) => `(${v}, ${pg.escapeLiteral(g.cluster)}, ${pg.escapeLiteral(g.topic)}, ${g.partition}`);
+    const marks = marksName(t);
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      const results = (await client.query(
+        `BEGIN; INSERT INTO ${marks} (view, cluster, topic, partition, "offset") VALUES ${keys.map((k) => `${k}, -1)`).join(", ")} ON CONFLICT DO NOTHING;
+         SELECT cluster, topic, partition, "offset"::text AS o FROM ${marks} WHERE (view, cluster, topic, partition) IN (${keys.map((k) => `${k})`).join(", ")})
+         ORDER BY cluster, topic, partition FOR UPDATE`,
+      )) as unknown as pg.QueryResult<{ cluster: string; topic: string; partition: number; o: string }>[];
+      const held = new Map(results[2]!.rows.map((m) => [`${m.cluster}\u0000${m.topic}\u0000${m.partition}`, m.o]));
+      const vt = copyText(view);
+      let text = "";
+      const moved: string[] = [];
+      for (const g of sources) {
+        const mark = held.get(`${g.cluster}\u0000${g.topic}\u0000${g.partition}`) ?? "-1";
+        if (compareOffsets(g.max, mark) <= 0) continue; // all of it written already
+        const all = compareOffsets(g.min, mark) > 0;
+        for (let i = 0; i < g.rows.length; i++) if (all || compareOffsets(g.offsets[i]!, mark) > 0) text += copyLine(vt, g.rows[i]!, g.offsets[i]!);
+        moved.push(`(${pg.escapeLiteral(g.cluster)}, ${pg.escapeLiteral(g.topic)}, ${g.partition}, ${g.max}::int8)`);
+      }
+      if (text !== "") await copyIn(client, `COPY ${partitionName(t, view)} ${COLUMNS} FROM STDIN`, text);
+      await client.query(
+        moved.length === 0
+          ? "COMMIT"
+          : `UPDATE ${marks} m SET "offset" = greatest(m."offset", u.o) FROM (VALUES ${moved.join(", ")}) AS u(c, tp, p, o)
+             WHERE m.view = ${v} AND m.cluster = u.c AND m.topic = u.tp AND m.partition = u.p; COMMIT`,
+      );
+    } catch (err) {
+      // a connection that cannot even roll back is not given back to the pool
+      if (!(await client.query("ROLLBACK").then(() => true, () => false))) broken = err instanceof Error ? err : new Error(errorMessage(err));
+      throw err;
+    } finally {
+      client.release(broken);
+    }
   }
 
   private async insert(t: OfflineTable, view: string, rows: readonly LogRow[]): Promise<void> {
@@ -191,13 +338,13 @@ export class OfflineLogWriter {
     // COPY: no plan, no arrays, no conflict check per row — about half the server time of the INSERT below
     let text = "";
     const v = copyText(view);
-    for (const r of rows) text += `${v}\t${copyText(r.entity)}\t${r.eventTime}\t${copyText(r.cluster)}\t${copyText(r.topic)}\t${r.partition}\t${r.offset}\t${r.seq}\t${copyText(r.contributions)}\n`;
-    const copy = `COPY ${partitionName(t, view)} (view, entity, event_time, cluster, topic, partition, "offset", seq, contributions) FROM STDIN`;
+    for (const r of rows) text += copyLine(v, r, r.offset);
+    const copy = `COPY ${partitionName(t, view)} ${COLUMNS} FROM STDIN`;
     const copied = await this.guard(async () => {
       const client = await this.pool.connect();
       let broken: Error | undefined;
       try {
-        await new Promise<void>((resolve, reject) => void client.query(new CopyIn(copy, Buffer.from(text)) as never, ((err: Error | null) => (err ? reject(err) : resolve())) as never));
+        await copyIn(client, copy, text);
         return true;
       } catch (err) {
         if ((err as { code?: unknown }).code === "23505") return false; // some row is there already: a replay
