@@ -1,7 +1,8 @@
 /**
  * The SQL of point-in-time retrieval: for each distinct (entity, asked time tk), the
- * entity's log rows with event time in (t(k-1), tk] — one range of the log's primary key, so
- * every log row is read at most once per request — merged per feature as the algebra merges
+ * entity's log rows with event time in (t(k-1), tk] — one range of the log's (entity,
+ * event_time) index (layout 2; layout 1's primary key starts with the same columns), so every
+ * log row is read at most once per request — merged per feature as the algebra merges
  * a batch (see historical-fold.ts for how the segments are then combined):
  *   counter, window_*  sum (windows: of the contributions in the window holding tk)
  *   min, max           the extreme
@@ -10,9 +11,10 @@
  * "Newest" is by event time, then source position (cluster, topic, partition, offset, seq):
  * the order in which one partition's records reach the online store.
  *
- * A segment's rows come newest first from a sub-query ordered as the primary key, backwards —
- * PostgreSQL walks the index backwards and sorts nothing — and latest/last_n aggregate them in
- * that order (no ORDER BY inside the aggregates: on PostgreSQL 15 each ordered aggregate sorts
+ * A segment's rows come newest first from a sub-query ordered by event time and source position,
+ * backwards — PostgreSQL walks the index backwards (ties in event time, rare, sorted by position)
+ * — and latest/last_n aggregate them in that order (no ORDER BY inside the aggregates: on
+ * PostgreSQL 15 each ordered aggregate sorts
  * its group again, which tripled the cost of a read; BENCHMARKS.md, "Historical retrieval").
  * The tests that hold latest/last_n to the online store (offline-online, historical-export,
  * python-client) would see it if that order were ever not kept.

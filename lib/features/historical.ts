@@ -1,7 +1,7 @@
 /**
  * Point-in-time retrieval from the offline feature log: for rows of (entity, time), every
  * requested feature as of that time. Per chunk of rows, PostgreSQL reads each asked entity's
- * history once, along the log's primary key, and merges it per feature between consecutive
+ * history once, along the log's (entity, event_time) index, and merges it per feature between consecutive
  * asked times (historical-sql.ts): what crosses the wire is one row per asked (entity, time),
  * not the log. The feature algebra then combines those segments (historical-fold.ts), so the
  * values are the online store's by construction. Chunks go in row order, `parallel` queries

