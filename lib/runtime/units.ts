@@ -45,7 +45,10 @@ export interface OpenUnit {
   readonly combining: CombiningSink[];
   readonly dead: DeadLetter[];
   readonly reached: Reached[];
-  /** Offset of the unit's first record; the last record taken; the latest batch (commit, seek, heartbeat). */
+  /**
+   * Offset of the unit's first record; the last record taken (its position only, once taken);
+   * the latest batch (commit, seek, heartbeat; once taken, its handle without its messages).
+   */
   readonly first: string;
   last: SourceMessage;
   batch: SourceBatch;
@@ -114,8 +117,10 @@ export class CommitUnits {
   took(unit: OpenUnit, batch: SourceBatch): void {
     const last = batch.messages[batch.messages.length - 1]!;
     batch.resolveOffset(last.offset);
-    unit.last = last;
-    unit.batch = batch;
+    // The unit outlives the batch (until its commit): it keeps the batch's handle and the last
+    // record's position, not the messages, whose bytes are views of the whole fetch response.
+    unit.last = positionOf(last);
+    unit.batch = batch.messages.length ? { ...batch, messages: [] } : batch;
     unit.records += batch.messages.length;
     unit.caughtUp = BigInt(last.offset) + 1n >= BigInt(batch.highWatermark);
   }
@@ -160,6 +165,16 @@ export class CommitUnits {
     );
   }
 }
+
+/**
+ * A record's place in its partition without its bytes: kept alive, a message (or a Buffer view
+ * of its key or value) keeps the whole fetched response it was sliced from.
+ */
+function positionOf(m: SourceMessage): SourceMessage {
+  return { cluster: m.cluster, topic: m.topic, partition: m.partition, offset: m.offset, timestamp: m.timestamp, rawKey: null, rawValue: null, rawHeaders: NO_HEADERS };
+}
+
+const NO_HEADERS: Record<string, string> = Object.freeze({});
 
 /** Aborts a dropped unit's transaction (the platform orders it before the partition's next one). */
 function dropTransaction(unit: OpenUnit): void {

@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import inspector from "node:inspector";
 import path from "node:path";
+import v8 from "node:v8";
 
 export type Contender = "bare" | "hand" | "features" | "cache";
 
@@ -83,7 +84,14 @@ if (process.env.BENCH_MEM) {
     if (!peakSample || m.rss > peakSample.rss) peakSample = m;
     if (process.env.BENCH_MEM === "timeline" && n++ % 5 === 0) {
       const mb = (x: number) => (x / 1048576).toFixed(0);
-      console.error(`mem ${(process.uptime()).toFixed(1)} s: rss ${mb(m.rss)}, heap ${mb(m.heapTotal)} (used ${mb(m.heapUsed)}), external ${mb(m.external)}, peak ${peakRssMb().toFixed(0)}`);
+      // V8's spaces (committed / used), and the kernel's split of the resident set: anonymous (heap, malloc) vs file (node's binary, libraries).
+      const spaces = v8.getHeapSpaceStatistics().map((s) => `${s.space_name.replace(/_space$/, "")} ${mb(s.space_size)}/${mb(s.space_used_size)}`).join(" ");
+      const status = fs.readFileSync("/proc/self/status", "utf8");
+      const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0) * 1024;
+      const nonHeap = m.rss - m.heapTotal - m.external - kb("RssFile");
+      console.error(
+        `mem ${(process.uptime()).toFixed(1)} s: rss ${mb(m.rss)} (anon ${mb(kb("RssAnon"))}, file ${mb(kb("RssFile"))}), heap ${mb(m.heapTotal)} (used ${mb(m.heapUsed)}), external ${mb(m.external)} (array buffers ${mb(m.arrayBuffers)}), anon outside heap and external ${mb(nonHeap)}, peak ${peakRssMb().toFixed(0)} | ${spaces}`,
+      );
     }
   }, 100).unref();
 }
@@ -106,15 +114,22 @@ function printPeakSample(contender: string): void {
   console.error(`${contender}: at peak RSS ${mb(rss)}: heap total ${mb(heapTotal)} (used ${mb(heapUsed)}), external ${mb(external)} (array buffers ${mb(arrayBuffers)}), outside the JS heap and buffers ${mb(rss - heapTotal - external)}`);
 }
 
+/** BENCH_SNAPSHOT=<dir>:<s>: a heap snapshot (what is reachable then) <s> seconds after the process started. */
+if (process.env.BENCH_SNAPSHOT) {
+  const [dir, at] = process.env.BENCH_SNAPSHOT.split(":");
+  setTimeout(() => v8.writeHeapSnapshot(path.join(dir!, `${process.pid}.heapsnapshot`)), Number(at) * 1000).unref();
+}
+
 /**
  * BENCH_ALLOC=<dir>: V8's sampling heap profiler over the whole run, collected objects included,
  * so the profile shows where a contender allocates (what the GC then has to clear), not only
- * what is alive at the end. Written as <dir>/<contender>-<pid>.heapprofile (DevTools' format).
+ * what is alive at the end. BENCH_ALLOC_SURVIVORS=1 leaves out what a scavenge collected: what
+ * is left is what lived long enough to be promoted to the old generation. Written as <dir>/<contender>-<pid>.heapprofile (DevTools' format).
  */
 const allocSession = process.env.BENCH_ALLOC ? new inspector.Session() : undefined;
 if (allocSession) {
   allocSession.connect();
-  allocSession.post("HeapProfiler.startSampling", { samplingInterval: 32_768, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  allocSession.post("HeapProfiler.startSampling", { samplingInterval: 32_768, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: process.env.BENCH_ALLOC_SURVIVORS !== "1" });
 }
 
 function writeAllocProfile(contender: string): Promise<void> {

@@ -103,4 +103,22 @@ describe("commit units", () => {
     units.open(batch(211, 220).b, (exact) => (modes.push(exact), []));
     expect(modes).toEqual([false]);
   });
+
+  it("keeps neither the taken messages nor their bytes, only the batch's handle and the last position", () => {
+    const units = new CommitUnits({ intervalMs: 1000, maxRecords: 1000 }, () => 0);
+    units.closed(units.open(batch(0, 9).b, none));
+    const b = batch(10, 19);
+    // the fetched response the messages' bytes are views of
+    const response = Buffer.alloc(1024);
+    for (const m of b.b.messages) m.rawValue = response.subarray(0, 8);
+    const u = units.open(b.b, none);
+    units.took(u, b.b);
+    expect(u.batch.messages).toHaveLength(0);
+    expect(b.b.messages).toHaveLength(10); // the source's batch itself is left as it was
+    expect(u.last).toMatchObject({ topic: "t", partition: 0, offset: "19", rawKey: null, rawValue: null });
+    expect(b.b.messages).not.toContain(u.last);
+    // the handle still seeks and commits the partition
+    units.abandon(u);
+    expect(b.asked.seeks).toEqual(["10"]);
+  });
 });
