@@ -162,7 +162,7 @@ describeStack("point-in-time retrieval: client, feature server, CLI", () => {
     await expect(featuresCommand(args.slice(0, 11), env)).rejects.toThrow(/line 2: expected a timestamp/);
   });
 
-  it("a large flush goes to the log in two halves at once, each row once; replayed, nothing more", async () => {
+  it("a large flush goes to the log in one transaction, each row once; replayed, nothing more", async () => {
     const count = async () => (await pool.query(`SELECT count(*)::int AS n FROM "${scope.pgSchema}".feature_log WHERE view = $1 AND entity = 'bulk'`, [view()])).rows[0].n as number;
     const bulk = Array.from({ length: 5001 }, (_, i) => makeRecord({ user: "bulk", item: `i${i}`, amount: 1, at: T0 + i }, { topic: "histexp-bulk", offset: String(i) }));
     for (let round = 0; round < 2; round++) {
