@@ -225,10 +225,30 @@ const reader = readAvsc("schemas/order.avsc", FIX).type;
 // eos (delivery: exactly_once) runs on @platformatic/kafka only: kafkajs has no exactly-once here.
 const only = new Set((process.env.BENCH_ONLY ?? `perf,bare,avro,nul,pipe,kafka${CLIENT === "platformatic" ? ",eos" : ""}`).split(","));
 let note = "";
+/** The stack's broker's CPU time so far (ms, from /proc), or -1 when it is not the local stack's. */
+function brokerCpuMs(): number {
+  try {
+    const pid = fs.readFileSync(path.join(stackOptionsFromEnv(process.env).stateDir, "run", "kafka.pid"), "utf8").trim();
+    const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(")").pop()!.trim().split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
+  } catch {
+    return -1;
+  }
+}
 const measure = async (which: keyof typeof best, fn: () => Promise<number>) => {
   if (!only.has(which)) return;
   note = "";
+  const cpu0 = process.cpuUsage();
+  const broker0 = brokerCpuMs();
+  const wall0 = performance.now();
   const ms = await fn();
+  // CPU per record over the contender's whole run (start-up and stop included), this process's
+  // and the broker's: less at the mercy of the machine's other load than records/s.
+  const cpu = process.cpuUsage(cpu0);
+  const wall = performance.now() - wall0;
+  const broker = brokerCpuMs() - broker0;
+  if (which !== "perf") note += `, CPU ${(((cpu.user + cpu.system) / 1000 / wall) * 100).toFixed(0)} % of a core, ${((cpu.user + cpu.system) / N).toFixed(2)} µs/record`;
+  if (broker0 >= 0) note += `, broker ${((broker * 1000) / N).toFixed(2)} µs/record`;
   // Every round's figure, for the spread.
   console.log(`  round ${run2.split("-").pop()} ${which}: ${rate(N, ms)}${note}`);
   best[which] = Math.min(best[which], ms);
