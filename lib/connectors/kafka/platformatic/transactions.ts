@@ -162,5 +162,12 @@ export class PlatformaticTransactions implements TransactionalOutput {
 }
 
 function toOut(topic: string, m: OutMessage): Out {
-  return { topic, key: m.key ?? undefined, value: (m.value ?? undefined) as Buffer | undefined, headers: m.headers as Record<string, Buffer | string> | undefined };
+  // No headers rather than an empty map: the client turns every map it gets into a Map.
+  let headers = m.headers as Record<string, Buffer | string> | undefined;
+  if (headers) {
+    let any = false;
+    for (const k in headers) if (headers[k] !== undefined) { any = true; break; }
+    if (!any) headers = undefined;
+  }
+  return { topic, key: m.key ?? undefined, value: (m.value ?? undefined) as Buffer | undefined, headers };
 }
