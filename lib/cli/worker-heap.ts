@@ -10,11 +10,14 @@
 /**
  * Each flag's default value in MB. The old space is a ceiling (RSS ≈ heap + ~120 MB stays under
  * the Deployment's 512 Mi even when it is reached) and, as a side effect, makes V8 collect the
- * old generation sooner; the semi-space sets the young generation (two of them).
+ * old generation sooner; the semi-space sets the young generation (two of them). 8 MB since
+ * the 64 KiB default fetches (issue 11): with 256 KiB fetches a smaller young generation only
+ * promoted more; with 64 KiB ones a fetch still dies young, and the RSS draining a backlog
+ * fell by ~25 MB (BENCHMARKS.md, issue 11, 2026-12-05).
  */
 export const WORKER_HEAP_MB: Readonly<Record<string, number>> = {
   "--max-old-space-size": 256,
-  "--max-semi-space-size": 16,
+  "--max-semi-space-size": 8,
 };
 
 /**
@@ -42,7 +45,7 @@ function flagName(arg: string): string {
 
 /**
  * The default heap flags that neither node's command line (`execArgv`) nor NODE_OPTIONS
- * already sets, e.g. `["--max-semi-space-size=16"]` when the user set only the old space.
+ * already sets, e.g. `["--max-semi-space-size=8"]` when the user set only the old space.
  */
 export function missingHeapFlags(execArgv: readonly string[], nodeOptions = ""): string[] {
   const given = new Set([...execArgv, ...nodeOptions.split(/\s+/)].filter((a) => a.startsWith("--")).map(flagName));

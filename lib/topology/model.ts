@@ -35,9 +35,13 @@ const NAME = /^[a-z0-9][a-z0-9._-]*$/;
 
 /**
  * The source's fetch sizes by default: what a worker draining a backlog holds at once
- * (BENCHMARKS.md, "memory under a backlog"; kafkajs's own defaults are 1 MiB and 10 MiB).
+ * (BENCHMARKS.md, "memory under a backlog" and issue 11; kafkajs's own defaults are 1 MiB and
+ * 10 MiB). 64 KiB per partition: a fetch's records are alive until the runner has taken all of
+ * them, and a fetch small enough to be taken between two young-generation collections dies
+ * young instead of being promoted to the old generation (a 256 KiB fetch of a 3-partition
+ * backlog promoted ~5 MB per scavenge: the old generation, and the RSS, grew with it).
  */
-export const FETCH_DEFAULTS = { maxBytesPerPartition: 256 * 1024, maxBytesPerFetch: 1024 * 1024 } as const;
+export const FETCH_DEFAULTS = { maxBytesPerPartition: 64 * 1024, maxBytesPerFetch: 1024 * 1024 } as const;
 
 export const sourceSchema = z
   .object({
@@ -60,7 +64,7 @@ export const sourceSchema = z
       .max(64 * 1024 * 1024)
       .default(FETCH_DEFAULTS.maxBytesPerPartition)
       .describe(
-        "Bytes fetched from one partition at once (Kafka's max.partition.fetch.bytes). What a worker holds while it catches up grows with it: decoded, a fetched batch takes about 15 times its size in memory. Smaller fetches bound memory and bring the first commit sooner; each fetch is one round trip to the broker. A record batch larger than this still comes whole",
+        "Bytes fetched from one partition at once (Kafka's max.partition.fetch.bytes). What a worker holds while it catches up grows with it: decoded, a fetched batch takes about 15 times its size in memory, and a fetch too large to be taken between two young-generation collections is promoted to the old generation whole. Smaller fetches bound memory and bring the first commit sooner; each fetch is one round trip to the broker. A record batch larger than this still comes whole",
       ),
     max_bytes_per_fetch: z
       .number()

@@ -13,6 +13,8 @@
  *   BENCH_FROM=src                         (contenders run from the TypeScript sources; by default every
  *                                          contender runs compiled to JavaScript, as a deployed worker runs
  *                                          the package's dist/: Node's type stripping alone holds ~30 MB)
+ *   BENCH_TOPOLOGY_FLAGS="--max-semi-space-size=16"   (node flags for the topologies only; the rest of
+ *                                          their heap bounds stay a worker's defaults)
  *   NODE_OPTIONS=...                       (reaches every contender; the topologies also get the heap bounds
  *                                          of a worker, lib/cli/worker-heap.ts, that NODE_OPTIONS does not set)
  * Produces N Confluent-framed Avro user events (test/fixtures/schemas/user-event.avsc) on a
@@ -106,6 +108,8 @@ interface Outcome extends ChildResult {
 // kafkajs 2.2 sets a negative timeout on Node 24 (clamped to 1 ms, harmless): one warning per process.
 /** BENCH_NODE_FLAGS adds flags to every contender, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (not allowed in NODE_OPTIONS). */
 const NODE_FLAGS = ["--disable-warning=TimeoutNegativeWarning", ...(process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean)];
+/** BENCH_TOPOLOGY_FLAGS: flags for the topologies only, e.g. "--max-semi-space-size=16" (NODE_OPTIONS would change the hand-written worker's heap too). */
+const TOPOLOGY_FLAGS = (process.env.BENCH_TOPOLOGY_FLAGS ?? "").split(" ").filter(Boolean);
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const FROM_SOURCES = process.env.BENCH_FROM === "src";
@@ -134,7 +138,8 @@ function runChild(config: ChildConfig): Promise<ChildResult> {
   const name = handWritten ? "topology-redis-kafkajs" : "topology-redis-fleet";
   const file = FROM_SOURCES ? path.join(import.meta.dirname, `${name}.ts`) : path.join(BUILD, "test/bench", `${name}.js`);
   // A topology runs as `streamfleet run` runs it: with a worker's heap bounds and environment (those the flags, NODE_OPTIONS and the environment leave unset).
-  const execArgv = handWritten ? NODE_FLAGS : [...NODE_FLAGS, ...missingHeapFlags(NODE_FLAGS, process.env.NODE_OPTIONS)];
+  const topologyFlags = [...NODE_FLAGS, ...TOPOLOGY_FLAGS];
+  const execArgv = handWritten ? NODE_FLAGS : [...topologyFlags, ...missingHeapFlags(topologyFlags, process.env.NODE_OPTIONS)];
   const workerEnv = handWritten ? {} : missingWorkerEnv(process.env);
   const child = fork(file, [], { env: { ...process.env, ...workerEnv, BENCH_CHILD: JSON.stringify(config) }, execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
   // A contender that stops making progress (a crash loop, a lost record) fails the run instead of hanging it.
