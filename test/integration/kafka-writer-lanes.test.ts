@@ -8,6 +8,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { platformaticWriter, producerLanes } from "../../lib/connectors/kafka/platformatic/producer.ts";
 import { Connections } from "../../lib/runtime/connections.ts";
+import { javaPartition } from "../support/java-partition.ts";
 import { describeStack, stack, TestScope } from "../support/scope.ts";
 
 describe("KAFKA_PRODUCERS", () => {
@@ -75,30 +76,3 @@ describeStack("the platformatic writer's producer lanes", () => {
     }
   }, 120_000);
 });
-
-/** The partition the Java client picks for a key: murmur2, positive, modulo. */
-function javaPartition(key: string, partitions: number): number {
-  const data = Buffer.from(key);
-  const m = 0x5bd1e995;
-  let h = (0x9747b28c ^ data.length) | 0;
-  let i = 0;
-  for (; i + 4 <= data.length; i += 4) {
-    let k = data.readInt32LE(i);
-    k = Math.imul(k, m);
-    k ^= k >>> 24;
-    k = Math.imul(k, m);
-    h = Math.imul(h, m);
-    h ^= k;
-  }
-  const rest = data.length - i;
-  if (rest >= 3) h ^= data[i + 2]! << 16;
-  if (rest >= 2) h ^= data[i + 1]! << 8;
-  if (rest >= 1) {
-    h ^= data[i]!;
-    h = Math.imul(h, m);
-  }
-  h ^= h >>> 13;
-  h = Math.imul(h, m);
-  h ^= h >>> 15;
-  return (h & 0x7fffffff) % partitions;
-}
