@@ -5,7 +5,7 @@
  */
 import type { ComponentContext } from "../runtime/contracts.ts";
 import type { CompiledView, OfflineRow } from "../connectors/redis/feature-log.ts";
-import type { LogRow, OfflineLogWriter } from "./offline-log.ts";
+import type { CopyData, LogRow, OfflineLogWriter, RowEncoder } from "./offline-log.ts";
 
 export interface OfflineRecorder {
   /** Connects and creates the tables and partitions of the views when missing. */
@@ -16,7 +16,7 @@ export interface OfflineRecorder {
 }
 
 /** The JSON object text of a row's contributions, features it leaves alone left out. */
-function contributionsOf(heads: readonly string[], values: readonly unknown[]): string {
+export function contributionsOf(heads: readonly string[], values: readonly unknown[]): string {
   let out = "{";
   for (let f = 0; f < values.length; f++) {
     const v = values[f];
@@ -26,11 +26,45 @@ function contributionsOf(heads: readonly string[], values: readonly unknown[]): 
   return `${out}}`;
 }
 
+/**
+ * Writes a row's columns after its offset (entity, event time, seq, contributions) straight
+ * into the COPY payload, as contributionsOf and the writer's COPY text would: per feature a
+ * prepared `{"name":` / `,"name":`, then the value as JSON.
+ */
+export function encoderOf(features: readonly { name: string }[]): RowEncoder<OfflineRow> {
+  // JSON text holds no raw tab or line break: COPY's escaping only doubles its backslashes
+  const head = (prefix: string, name: string) => Buffer.from(`${prefix}${JSON.stringify(name)}:`.replace(/\\/g, "\\\\"));
+  const first = features.map((f) => head("{", f.name));
+  const next = features.map((f) => head(",", f.name));
+  return (d: CopyData, r: OfflineRow) => {
+    d.byte(9);
+    d.text(r.entity);
+    d.byte(9);
+    d.int(r.t);
+    d.byte(9);
+    d.int(r.seq);
+    d.byte(9);
+    const values = r.values;
+    let any = false;
+    for (let f = 0; f < values.length; f++) {
+      const v = values[f];
+      if (v === undefined) continue;
+      d.raw(any ? next[f]! : first[f]!);
+      any = true;
+      d.json(v);
+    }
+    if (!any) d.byte(123);
+    d.byte(125);
+    d.byte(10);
+  };
+}
+
 /** A recorder for the views that have `offline`; undefined when none has. */
 export function offlineRecorder(views: readonly CompiledView[], ctx: ComponentContext): OfflineRecorder | undefined {
   const logged = views.filter((v) => v.offline);
   if (logged.length === 0) return undefined;
   const heads = new Map(logged.map((v) => [v, v.def.features.map((f) => `${JSON.stringify(f.name)}:`)]));
+  const encoders = new Map(logged.map((v) => [v, encoderOf(v.def.features)]));
   const writers = new Map<string, OfflineLogWriter>();
   let opened: Promise<void> | undefined;
 
@@ -54,13 +88,15 @@ export function offlineRecorder(views: readonly CompiledView[], ctx: ComponentCo
     async record(rows) {
       if (rows.length === 0) return;
       await ready();
-      const byView = new Map<CompiledView, LogRow[]>();
+      const byView = new Map<CompiledView, OfflineRow[]>();
       for (const r of rows) {
         let list = byView.get(r.view);
         if (!list) byView.set(r.view, (list = []));
-        list.push({ entity: r.entity, eventTime: r.t, cluster: r.cluster, topic: r.topic, partition: r.partition, offset: r.offset, seq: r.seq, contributions: contributionsOf(heads.get(r.view)!, r.values) });
+        list.push(r);
       }
-      await Promise.all([...byView].map(([v, list]) => writers.get(v.offline!.connection)!.write(v.offline!, v.store, list)));
+      // the rows go into the COPY as they are (encoderOf); LogRows only for a table in layout 1
+      const asLogRow = (r: OfflineRow): LogRow => ({ entity: r.entity, eventTime: r.t, cluster: r.cluster, topic: r.topic, partition: r.partition, offset: r.offset, seq: r.seq, contributions: contributionsOf(heads.get(r.view)!, r.values) });
+      await Promise.all([...byView].map(([v, list]) => writers.get(v.offline!.connection)!.writeRows(v.offline!, v.store, list, encoders.get(v)!, asLogRow)));
     },
     async close() {
       await Promise.all([...writers.values()].map((w) => w.close()));
