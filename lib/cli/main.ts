@@ -3,7 +3,7 @@ import { SfError } from "../errors.ts";
 import { commandHelp, isCommand, parseCommand, topLevelHelp } from "./args.ts";
 import type { CommandName } from "./args.ts";
 import { stopSignal } from "./stop-signal.ts";
-import { boundWorkerHeap } from "./worker-heap.ts";
+import { boundWorkerHeap, setWorkerV8Flags } from "./worker-heap.ts";
 
 // kafkajs 2.2 hands Node a negative timeout in its request queue (harmless, known upstream):
 // keep that one warning off the terminal, print every other.
@@ -46,6 +46,7 @@ async function main(argv: string[]): Promise<number> {
   // A worker's heap is bounded (lib/cli/worker-heap.ts): this process may start again here, in place.
   if (name === "run") {
     boundWorkerHeap();
+    setWorkerV8Flags();
     void stopSignal();
   }
   const command = await load();

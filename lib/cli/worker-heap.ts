@@ -4,8 +4,9 @@
  * (a 64 MB semi-space: 128 MB of young generation alone, and an old generation that may grow
  * toward ~4 GB, mostly garbage, before it is collected in earnest); bounded, the same worker
  * peaks near 300 MB, for ~15–40 % more CPU per record in GC (BENCHMARKS.md, "memory under a
- * backlog"). Kept free of imports: `main.ts` applies it before it loads anything else.
+ * backlog"). Kept free of imports but node's own: `main.ts` applies it before it loads anything else.
  */
+import v8 from "node:v8";
 
 /**
  * Each flag's default value in MB. The old space is a ceiling (RSS ≈ heap + ~120 MB stays under
@@ -33,6 +34,36 @@ export const WORKER_ENV: Readonly<Record<string, string>> = {
 /** The worker environment variables that `env` does not set. */
 export function missingWorkerEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   return Object.fromEntries(Object.entries(WORKER_ENV).filter(([k]) => env[k] === undefined));
+}
+
+/**
+ * V8 behaviour a worker runs with unless node's command line chose otherwise. Not sizes, and not
+ * allowed in NODE_OPTIONS, so the process sets them on itself as it starts (`setWorkerV8Flags`).
+ *
+ * `--no-allocation-site-pretenuring`: a fetched batch is alive from its parse until the runner
+ * has taken it, long enough to outlive a scavenge or two, and V8 then learns that the sites that
+ * allocate records, their Buffer views and our envelopes make long-lived objects, and allocates
+ * them in the old generation from then on. They die there a few milliseconds later, and only a
+ * mark-compact (with its concurrent marking on the GC threads) frees them. Without pretenuring
+ * they are allocated young and die young: the topologies into Redis took 30–40 % less CPU per
+ * record and ran 1.3–1.6× as fast, at a lower peak RSS (BENCHMARKS.md, issue 11, "pretenuring").
+ */
+export const WORKER_V8_FLAGS: readonly string[] = ["--no-allocation-site-pretenuring"];
+
+/** A flag's name without its `--no-` form, so that `--allocation-site-pretenuring` on the command line counts as a choice. */
+function choiceName(arg: string): string {
+  return flagName(arg).replace(/^--no-/, "--");
+}
+
+/**
+ * Sets the worker's V8 flags that `execArgv` leaves to us; returns those it set. Run in the
+ * worker process itself, after `boundWorkerHeap` (which may start it again).
+ */
+export function setWorkerV8Flags(execArgv: readonly string[] = process.execArgv): string[] {
+  const given = new Set(execArgv.filter((a) => a.startsWith("--")).map(choiceName));
+  const missing = WORKER_V8_FLAGS.filter((f) => !given.has(choiceName(f)));
+  for (const f of missing) v8.setFlagsFromString(f);
+  return missing;
 }
 
 /** `--max-heap-size` sizes both generations: a user who sets it gets none of ours. */

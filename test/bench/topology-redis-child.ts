@@ -56,6 +56,8 @@ export interface ChildResult {
   cpuMs: number;
   /** The node flags it ran with (the topologies get a worker's default heap bounds). */
   execArgv: string[];
+  /** V8 flags the process set on itself as a worker does (lib/cli/worker-heap.ts, setWorkerV8Flags). */
+  v8Flags?: string[];
 }
 
 export function childConfig(): ChildConfig {

@@ -16,9 +16,12 @@ import { createLogger } from "../../lib/observability/logger.ts";
 import type { StreamPlatform } from "../../lib/runtime/contracts.ts";
 import type { ChildConfig, Marks } from "./topology-redis-child.ts";
 import { childConfig, fail, report } from "./topology-redis-child.ts";
+import { setWorkerV8Flags } from "../../lib/cli/worker-heap.ts";
 
 const marks: Marks = { imported: performance.now() };
 const cfg = childConfig();
+// as `streamfleet run` does once its heap is bounded (BENCH_TOPOLOGY_FLAGS=--allocation-site-pretenuring keeps V8's default)
+const v8Flags = setWorkerV8Flags();
 
 /** The sink under test: the features view of the issue, or the cache. */
 function sink(config: ChildConfig): Record<string, unknown> {
@@ -128,7 +131,7 @@ async function run(config: ChildConfig) {
 }
 
 try {
-  await report({ contender: cfg.contender, ...(await run(cfg)), marks });
+  await report({ contender: cfg.contender, ...(await run(cfg)), marks, v8Flags });
 } catch (err) {
   fail(err);
 }

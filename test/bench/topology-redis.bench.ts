@@ -14,7 +14,8 @@
  *                                          contender runs compiled to JavaScript, as a deployed worker runs
  *                                          the package's dist/: Node's type stripping alone holds ~30 MB)
  *   BENCH_TOPOLOGY_FLAGS="--max-semi-space-size=16"   (node flags for the topologies only; the rest of
- *                                          their heap bounds stay a worker's defaults)
+ *                                          their heap bounds stay a worker's defaults;
+ *                                          "--allocation-site-pretenuring" keeps V8's pretenuring, which a worker turns off)
  *   NODE_OPTIONS=...                       (reaches every contender; the topologies also get the heap bounds
  *                                          of a worker, lib/cli/worker-heap.ts, that NODE_OPTIONS does not set)
  * Produces N Confluent-framed Avro user events (test/fixtures/schemas/user-event.avsc) on a
@@ -204,7 +205,8 @@ function print(round: number, outcomes: Outcome[]): void {
   const workerEnv = Object.entries(missingWorkerEnv(process.env)).map(([k, v]) => ` ${k}=${v}`).join("");
   for (const o of outcomes) {
     const env = o.contender === "bare" || o.contender === "hand" ? "" : workerEnv;
-    console.log(`  ${o.contender.padEnd(9)} ${o.execArgv.filter((a) => !NODE_FLAGS.includes(a)).join(" ") || "(none)"}${nodeOptions}${env}`);
+    const inProcess = o.v8Flags?.length ? ` (set in-process: ${o.v8Flags.join(" ")})` : "";
+    console.log(`  ${o.contender.padEnd(9)} ${o.execArgv.filter((a) => !NODE_FLAGS.includes(a)).join(" ") || "(none)"}${inProcess}${nodeOptions}${env}`);
   }
   console.log("start-up, ms since the contender's process started (first commit = the start-up column):");
   for (const o of outcomes) {

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { missingHeapFlags, missingWorkerEnv, WORKER_ENV, WORKER_HEAP_MB } from "../../lib/cli/worker-heap.ts";
+import { missingHeapFlags, missingWorkerEnv, setWorkerV8Flags, WORKER_ENV, WORKER_HEAP_MB, WORKER_V8_FLAGS } from "../../lib/cli/worker-heap.ts";
 
 const defaults = Object.entries(WORKER_HEAP_MB).map(([flag, mb]) => `${flag}=${mb}`);
 
@@ -22,6 +22,22 @@ describe("a worker's default heap bounds", () => {
   it("sets the worker's environment (one malloc arena) only where the user did not", () => {
     expect(missingWorkerEnv({})).toEqual({ MALLOC_ARENA_MAX: "1" });
     expect(missingWorkerEnv({ MALLOC_ARENA_MAX: "4" })).toEqual({});
+  });
+
+  it("turns V8's allocation-site pretenuring off in the worker unless node's command line chose either way", () => {
+    // in a child: the flag changes the process it is set in
+    const module = path.resolve(import.meta.dirname, "../../lib/cli/worker-heap.ts");
+    const code = `import { setWorkerV8Flags } from ${JSON.stringify(module)}; console.log(JSON.stringify(setWorkerV8Flags()));`;
+    const run = (flags: string[]) => {
+      const out = spawnSync(process.execPath, [...flags, "--input-type=module", "-e", code], { env: { ...process.env, NODE_OPTIONS: "" }, encoding: "utf8" });
+      expect(out.status, out.stderr).toBe(0);
+      return JSON.parse(out.stdout) as string[];
+    };
+    expect(WORKER_V8_FLAGS).toContain("--no-allocation-site-pretenuring");
+    expect(run([])).toEqual(["--no-allocation-site-pretenuring"]);
+    expect(run(["--allocation-site-pretenuring"])).toEqual([]);
+    expect(run(["--no-allocation_site_pretenuring"])).toEqual([]);
+    expect(setWorkerV8Flags(["--allocation-site-pretenuring"])).toEqual([]);
   });
 
   it("starts the process again in place, with the bounds, keeping its arguments", () => {
