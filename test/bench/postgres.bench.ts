@@ -67,14 +67,25 @@ async function viaSink(round: number): Promise<number> {
   return rate;
 }
 
+const rounds = { baseline: [] as number[], sink: [] as number[] };
+const kept = (into: number[], run: (round: number) => Promise<number>) => async (round: number) => {
+  const r = await run(round);
+  into.push(r);
+  return r;
+};
+
 try {
   await bestOfRounds({
     title: `postgres: ${N} rows x 6 columns, batches of ${BATCH}`,
     unit: "rows/s",
     rounds: ROUNDS,
-    baseline: { label: "bare multi-row insert", run: baseline },
-    candidate: { label: "postgres sink", run: viaSink },
+    baseline: { label: "bare multi-row insert", run: kept(rounds.baseline, baseline) },
+    candidate: { label: "postgres sink", run: kept(rounds.sink, viaSink) },
   });
+  // Every round, not only the best: the ratio of the bests moves 74-102 % between runs on a
+  // shared machine (BENCHMARKS.md, "2026-12-05: the PostgreSQL sink re-measured").
+  const k = (r: number) => `${Math.round(r / 1000)}k`;
+  console.log(`  rounds, baseline / sink : ${rounds.baseline.map((b, i) => `${k(b)} / ${k(rounds.sink[i]!)}`).join(", ")}`);
 } finally {
   await db.query(`DROP SCHEMA "${schema}" CASCADE`);
   await db.end();
