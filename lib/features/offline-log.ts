@@ -26,6 +26,7 @@ import pg from "pg";
 import { SfError, errorMessage } from "../errors.ts";
 import type { Connections } from "../runtime/connections.ts";
 import { pgTarget } from "../connectors/postgres/connection.ts";
+import { entityColumns } from "./offline-recorder.ts";
 
 /** Where a view's log is kept: what the view registry carries for readers. */
 export interface OfflineTable {
@@ -401,13 +402,7 @@ function groupPrefix(view: string, g: { cluster: string; topic: string; partitio
 
 /** A LogRow's columns after the offset. */
 const encodeLogRow: RowEncoder<LogRow> = (d, r) => {
-  d.byte(9);
-  d.text(r.entity);
-  d.byte(9);
-  d.int(r.eventTime);
-  d.byte(9);
-  d.int(r.seq);
-  d.byte(9);
+  entityColumns(d, r.entity, r.eventTime, r.seq);
   d.text(r.contributions);
   d.byte(10);
 };

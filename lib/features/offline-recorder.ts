@@ -31,19 +31,24 @@ export function contributionsOf(heads: readonly string[], values: readonly unkno
  * into the COPY payload, as contributionsOf and the writer's COPY text would: per feature a
  * prepared `{"name":` / `,"name":`, then the value as JSON.
  */
+/** The columns between the offset and the contributions, each after a tab, and the contributions' tab: what every row encoder writes first. */
+export function entityColumns(d: CopyData, entity: string, eventTime: number, seq: number): void {
+  d.byte(9);
+  d.text(entity);
+  d.byte(9);
+  d.int(eventTime);
+  d.byte(9);
+  d.int(seq);
+  d.byte(9);
+}
+
 export function encoderOf(features: readonly { name: string }[]): RowEncoder<OfflineRow> {
   // JSON text holds no raw tab or line break: COPY's escaping only doubles its backslashes
   const head = (prefix: string, name: string) => Buffer.from(`${prefix}${JSON.stringify(name)}:`.replace(/\\/g, "\\\\"));
   const first = features.map((f) => head("{", f.name));
   const next = features.map((f) => head(",", f.name));
   return (d: CopyData, r: OfflineRow) => {
-    d.byte(9);
-    d.text(r.entity);
-    d.byte(9);
-    d.int(r.t);
-    d.byte(9);
-    d.int(r.seq);
-    d.byte(9);
+    entityColumns(d, r.entity, r.t, r.seq);
     const values = r.values;
     let any = false;
     for (let f = 0; f < values.length; f++) {
