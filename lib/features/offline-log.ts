@@ -76,7 +76,7 @@ export function tableDdl(t: OfflineTable): string[] {
     `CREATE SCHEMA IF NOT EXISTS ${ident(t.schema)}`,
     `CREATE TABLE IF NOT EXISTS ${tableName(t)} (
       view text NOT NULL,
-      entity text NOT NULL,
+      entity text COLLATE "C" NOT NULL,
       event_time bigint NOT NULL,
       cluster text NOT NULL,
       topic text NOT NULL,
@@ -85,7 +85,10 @@ export function tableDdl(t: OfflineTable): string[] {
       seq integer NOT NULL,
       contributions jsonb NOT NULL
     ) PARTITION BY LIST (view)`,
-    // one index per partition (PostgreSQL creates it on each), what point-in-time reads walk; no unique key: the marks make writes idempotent
+    // one index per partition (PostgreSQL creates it on each), what point-in-time reads walk; no unique key: the marks make writes
+    // idempotent. entity compares bytewise ("C"): the index's inserts, the COPY's biggest cost, took 13 % less server time than
+    // with the database's C.UTF-8 (BENCHMARKS.md, offline log on vs off); readers' `entity = <a text parameter>` takes the
+    // column's collation, so the same SQL uses the index of tables made before, whose entity has the database's
     `CREATE INDEX IF NOT EXISTS ${ident(`${t.table}__entity_time`)} ON ${tableName(t)} (entity, event_time)`,
     `CREATE TABLE IF NOT EXISTS ${marksName(t)} (
       view text NOT NULL,
@@ -107,6 +110,14 @@ function copyText(v: string): string {
   return /[\\\t\n\r]/.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => (c === "\\" ? "\\\\" : c === "\t" ? "\\t" : c === "\n" ? "\\n" : "\\r")) : v;
 }
 
+/** What CopyIn uses of node-pg's connection. */
+interface CopyConnection {
+  query(text: string): void;
+  sendCopyFromChunk(b: Buffer): void;
+  endCopyFrom(): void;
+  sendCopyFail(msg: string): void;
+}
+
 /**
  * `COPY ... FROM STDIN` through a pg client (node-pg's submittable protocol): the COPY
  * statement, then, once PostgreSQL is ready for the data, `produce` writes it as CopyData
@@ -120,14 +131,26 @@ class CopyIn {
   private produceError: Error | undefined;
   private readonly text: string;
   private readonly produce: (send: (chunk: Buffer) => void) => void;
-  constructor(text: string, produce: (send: (chunk: Buffer) => void) => void) {
+  private readonly eager: boolean;
+  /**
+   * `eager`: the data follows the statement at once, without waiting for PostgreSQL's
+   * CopyInResponse (so no event-loop turn, which a busy sink delays by tens of ms): the server
+   * reads it once it reaches the COPY, and if the statement fails before, it ignores CopyData,
+   * CopyDone and CopyFail that arrive outside a COPY (the protocol says so).
+   */
+  constructor(text: string, produce: (send: (chunk: Buffer) => void) => void, eager = false) {
     this.text = text;
     this.produce = produce;
+    this.eager = eager;
   }
-  submit(connection: { query(text: string): void }): void {
+  submit(connection: CopyConnection): void {
     connection.query(this.text);
+    if (this.eager) this.send(connection);
   }
-  handleCopyInResponse(connection: { sendCopyFromChunk(b: Buffer): void; endCopyFrom(): void; sendCopyFail(msg: string): void }): void {
+  handleCopyInResponse(connection: CopyConnection): void {
+    if (!this.eager) this.send(connection);
+  }
+  private send(connection: CopyConnection): void {
     try {
       this.produce((chunk) => connection.sendCopyFromChunk(chunk));
     } catch (err) {
@@ -417,7 +440,7 @@ interface CopyGroup<R> {
 }
 
 /** Runs one COPY ... FROM STDIN of the groups' rows on a client, written while it runs. */
-function copyIn<R>(client: pg.PoolClient, statement: string, groups: readonly CopyGroup<R>[], encode: RowEncoder<R>): Promise<void> {
+function copyIn<R>(client: pg.PoolClient, statement: string, groups: readonly CopyGroup<R>[], encode: RowEncoder<R>, eager = false): Promise<void> {
   const produce = (send: (chunk: Buffer) => void) => {
     const d = scratch;
     d.start(send);
@@ -433,7 +456,7 @@ function copyIn<R>(client: pg.PoolClient, statement: string, groups: readonly Co
     }
     d.flush();
   };
-  return new Promise<void>((resolve, reject) => void client.query(new CopyIn(statement, produce) as never, ((err: Error | null) => (err ? reject(err) : resolve())) as never));
+  return new Promise<void>((resolve, reject) => void client.query(new CopyIn(statement, produce, eager) as never, ((err: Error | null) => (err ? reject(err) : resolve())) as never));
 }
 
 /**
@@ -509,44 +532,92 @@ export class OfflineLogWriter {
     } else await this.insert(t, view, logRows);
   }
 
-  /** Layout 2: marks, filter, COPY, marks moved, in one transaction. */
+  /**
+   * Layout 2, in one transaction. First optimistically, as a batch after the last one written
+   * is: BEGIN and a COPY of every row in one query string, the rows sent with it at once — so
+   * PostgreSQL parses them while the sink goes on with Redis, instead of after two round trips
+   * the busy event loop would delay — then the marks of the rows' source partitions, inserted
+   * when missing and taken `FOR UPDATE` (in key order: two writers never wait for each other in
+   * a cycle). All rows above their marks: move the marks, commit. Otherwise (a replay, or another
+   * writer of the partition committed first) roll back and write again the careful way: marks
+   * first, the rows at or below them left out, COPY, marks moved, commit.
+   */
   private async writeMarked<R extends SourcePosition>(t: OfflineTable, view: string, rows: readonly R[], encode: RowEncoder<R>): Promise<void> {
-    // key order: every writer locks marks in the same order
     const sources = sourceGroups(rows).sort((a, b) => (a.cluster < b.cluster ? -1 : a.cluster > b.cluster ? 1 : a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
-    const v = pg.escapeLiteral(view);
-    const keys = sources.map((g) => `(${v}, ${pg.escapeLiteral(g.cluster)}, ${pg.escapeLiteral(g.topic)}, ${g.partition}`);
-    const marks = marksName(t);
-    const client = await this.pool.connect();
+    const copy = `COPY ${partitionName(t, view)} ${COLUMNS} FROM STDIN`;
+    const client = this.unpark() ?? (await this.pool.connect());
     let broken: Error | undefined;
     try {
-      const results = (await client.query(
-        `BEGIN; INSERT INTO ${marks} (view, cluster, topic, partition, "offset") VALUES ${keys.map((k) => `${k}, -1)`).join(", ")} ON CONFLICT DO NOTHING;
-         SELECT cluster, topic, partition, "offset"::text AS o FROM ${marks} WHERE (view, cluster, topic, partition) IN (${keys.map((k) => `${k})`).join(", ")})
-         ORDER BY cluster, topic, partition FOR UPDATE`,
-      )) as unknown as pg.QueryResult<{ cluster: string; topic: string; partition: number; o: string }>[];
-      const held = new Map(results[2]!.rows.map((m) => [`${m.cluster}\u0000${m.topic}\u0000${m.partition}`, m.o]));
-      const copy: CopyGroup<R>[] = [];
-      const moved: string[] = [];
-      for (const g of sources) {
-        const mark = held.get(`${g.cluster}\u0000${g.topic}\u0000${g.partition}`) ?? "-1";
-        if (compareOffsets(g.max, mark) <= 0) continue; // all of it written already
-        copy.push({ prefix: groupPrefix(view, g), rows: g.rows, offsets: g.offsets, ...(compareOffsets(g.min, mark) > 0 ? {} : { above: mark }) });
-        moved.push(`(${pg.escapeLiteral(g.cluster)}, ${pg.escapeLiteral(g.topic)}, ${g.partition}, ${g.max}::int8)`);
-      }
-      if (copy.length > 0) await copyIn(client, `COPY ${partitionName(t, view)} ${COLUMNS} FROM STDIN`, copy, encode);
+      const all = sources.map((g) => ({ prefix: groupPrefix(view, g), rows: g.rows, offsets: g.offsets }));
+      await copyIn(client, `BEGIN; ${copy}`, all, encode, true);
+      let held = await this.lockMarks(client, t, view, sources);
+      if (sources.some((g) => compareOffsets(g.min, held(g)) <= 0)) {
+        await client.query("ROLLBACK");
+        this.counts.careful++;
+        await client.query("BEGIN");
+        held = await this.lockMarks(client, t, view, sources);
+        const left: CopyGroup<R>[] = [];
+        for (const g of sources) {
+          const mark = held(g);
+          if (compareOffsets(g.max, mark) > 0) left.push({ prefix: groupPrefix(view, g), rows: g.rows, offsets: g.offsets, ...(compareOffsets(g.min, mark) > 0 ? {} : { above: mark }) });
+        }
+        if (left.length > 0) await copyIn(client, copy, left, encode);
+      } else this.counts.optimistic++;
+      const moved = sources.filter((g) => compareOffsets(g.max, held(g)) > 0).map((g) => `(${pg.escapeLiteral(g.cluster)}, ${pg.escapeLiteral(g.topic)}, ${g.partition}, ${g.max}::int8)`);
       await client.query(
         moved.length === 0
           ? "COMMIT"
-          : `UPDATE ${marks} m SET "offset" = greatest(m."offset", u.o) FROM (VALUES ${moved.join(", ")}) AS u(c, tp, p, o)
-             WHERE m.view = ${v} AND m.cluster = u.c AND m.topic = u.tp AND m.partition = u.p; COMMIT`,
+          : `UPDATE ${marksName(t)} m SET "offset" = greatest(m."offset", u.o) FROM (VALUES ${moved.join(", ")}) AS u(c, tp, p, o)
+             WHERE m.view = ${pg.escapeLiteral(view)} AND m.cluster = u.c AND m.topic = u.tp AND m.partition = u.p; COMMIT`,
       );
     } catch (err) {
       // a connection that cannot even roll back is not given back to the pool
       if (!(await client.query("ROLLBACK").then(() => true, () => false))) broken = err instanceof Error ? err : new Error(errorMessage(err));
       throw err;
     } finally {
-      client.release(broken);
+      if (broken) client.release(broken);
+      else this.park(client);
     }
+  }
+
+  /** Inserts the marks of the sources when missing and locks them (in the sources' order); answers a source's mark. */
+  private async lockMarks(client: pg.PoolClient, t: OfflineTable, view: string, sources: readonly SourceGroup<unknown>[]): Promise<(g: SourceGroup<unknown>) => string> {
+    const v = pg.escapeLiteral(view);
+    const keys = sources.map((g) => `(${v}, ${pg.escapeLiteral(g.cluster)}, ${pg.escapeLiteral(g.topic)}, ${g.partition}`);
+    const marks = marksName(t);
+    const results = (await client.query(
+      `INSERT INTO ${marks} (view, cluster, topic, partition, "offset") VALUES ${keys.map((k) => `${k}, -1)`).join(", ")} ON CONFLICT DO NOTHING;
+       SELECT cluster, topic, partition, "offset"::text AS o FROM ${marks} WHERE (view, cluster, topic, partition) IN (${keys.map((k) => `${k})`).join(", ")})
+       ORDER BY cluster, topic, partition FOR UPDATE`,
+    )) as unknown as pg.QueryResult<{ cluster: string; topic: string; partition: number; o: string }>[];
+    const held = new Map(results[1]!.rows.map((m) => [`${m.cluster}\u0000${m.topic}\u0000${m.partition}`, m.o]));
+    return (g) => held.get(`${g.cluster}\u0000${g.topic}\u0000${g.partition}`) ?? "-1";
+  }
+
+  /** Writes of layout 2 so far: all rows new (one round), or some at or below a mark (rolled back, written again leaving them out). */
+  readonly counts = { optimistic: 0, careful: 0 };
+
+  /**
+   * Connections kept out of the pool between writes, so that the next write has one at hand
+   * synchronously and its COPY leaves with the call. One that breaks while parked is dropped.
+   */
+  private readonly parked: { client: pg.PoolClient; onError: (err: Error) => void }[] = [];
+
+  private park(client: pg.PoolClient): void {
+    const onError = (err: Error) => {
+      const i = this.parked.findIndex((p) => p.client === client);
+      if (i >= 0) this.parked.splice(i, 1);
+      client.removeListener("error", onError);
+      client.release(err);
+    };
+    client.on("error", onError);
+    this.parked.push({ client, onError });
+  }
+
+  private unpark(): pg.PoolClient | undefined {
+    const p = this.parked.pop();
+    p?.client.removeListener("error", p.onError);
+    return p?.client;
   }
 
   private async insert(t: OfflineTable, view: string, rows: readonly LogRow[]): Promise<void> {
@@ -587,6 +658,7 @@ export class OfflineLogWriter {
   }
 
   async close(): Promise<void> {
+    for (let c = this.unpark(); c; c = this.unpark()) c.release();
     await this.pool.end().catch(() => undefined);
   }
 

@@ -82,31 +82,41 @@ export function offlineRecorder(views: readonly CompiledView[], ctx: ComponentCo
     for (const v of logged) await writers.get(v.offline!.connection)!.prepare(v.offline!, [v.store]);
   }
 
+  let isOpen = false;
   const ready = () =>
-    (opened ??= open().catch((err: unknown) => {
-      opened = undefined; // the next batch tries again
-      throw err;
-    }));
+    (opened ??= open().then(
+      () => void (isOpen = true),
+      (err: unknown) => {
+        opened = undefined; // the next batch tries again
+        throw err;
+      },
+    ));
+
+  /** Starts the views' writes, synchronously up to their COPYs (see OfflineLogWriter.writeRows). */
+  function write(rows: readonly OfflineRow[]): Promise<void> {
+    const byView = new Map<CompiledView, OfflineRow[]>();
+    for (const r of rows) {
+      let list = byView.get(r.view);
+      if (!list) byView.set(r.view, (list = []));
+      list.push(r);
+    }
+    // the rows go into the COPY as they are (encoderOf); LogRows only for a table in layout 1
+    const asLogRow = (r: OfflineRow): LogRow => ({ entity: r.entity, eventTime: r.t, cluster: r.cluster, topic: r.topic, partition: r.partition, offset: r.offset, seq: r.seq, contributions: contributionsOf(heads.get(r.view)!, r.values) });
+    return Promise.all([...byView].map(([v, list]) => writers.get(v.offline!.connection)!.writeRows(v.offline!, v.store, list, encoders.get(v)!, asLogRow))).then(() => undefined);
+  }
 
   return {
     open: ready,
-    async record(rows) {
-      if (rows.length === 0) return;
-      await ready();
-      const byView = new Map<CompiledView, OfflineRow[]>();
-      for (const r of rows) {
-        let list = byView.get(r.view);
-        if (!list) byView.set(r.view, (list = []));
-        list.push(r);
-      }
-      // the rows go into the COPY as they are (encoderOf); LogRows only for a table in layout 1
-      const asLogRow = (r: OfflineRow): LogRow => ({ entity: r.entity, eventTime: r.t, cluster: r.cluster, topic: r.topic, partition: r.partition, offset: r.offset, seq: r.seq, contributions: contributionsOf(heads.get(r.view)!, r.values) });
-      await Promise.all([...byView].map(([v, list]) => writers.get(v.offline!.connection)!.writeRows(v.offline!, v.store, list, encoders.get(v)!, asLogRow)));
+    record(rows) {
+      if (rows.length === 0) return Promise.resolve();
+      // once open, the COPYs leave within this call, before the sink builds its Redis update: PostgreSQL works meanwhile
+      return isOpen ? write(rows) : ready().then(() => write(rows));
     },
     async close() {
       await Promise.all([...writers.values()].map((w) => w.close()));
       writers.clear();
       opened = undefined;
+      isOpen = false;
     },
   };
 }

@@ -89,7 +89,9 @@ describeStack("offline log layout 2: high-water marks instead of a unique key", 
     const w = await writer(t, ["orders", "orders@v2"]);
     await w.write(t, "orders", [...rows(0, 500, 0), ...rows(0, 40, 1)]);
     expect([await mark(t, "orders", 0), await mark(t, "orders", 1)]).toEqual(["499", "39"]);
+    expect(w.counts).toEqual({ optimistic: 1, careful: 0 }); // rows all new: one round, the marks taken after the COPY
     await w.write(t, "orders", rows(100, 300)); // a replay from an older committed offset
+    expect(w.counts).toEqual({ optimistic: 1, careful: 1 }); // rolled back, written again leaving the replay out
     expect(await mark(t, "orders", 0)).toBe("499");
     expect(await logged(t, "orders")).toEqual({ n: expected(0, 500), distinct: expected(0, 500), lo: 0, hi: 499 });
     // a replay that goes beyond the mark adds exactly the rows after it, in one partition, not the other
@@ -109,6 +111,12 @@ describeStack("offline log layout 2: high-water marks instead of a unique key", 
     } finally {
       await pool.query(`ALTER TABLE ${scope.pgSchema}.feature_log_away RENAME TO feature_log_orders`);
     }
+    expect(await mark(t, "orders", 0)).toBe("599");
+    // a row PostgreSQL refuses in the middle of the COPY (text with a NUL): nothing of the write
+    // stays, and the connection, whose COPY data was all sent before the refusal, serves the next write
+    const bad = rows(600, 700);
+    bad[50] = { ...bad[50]!, entity: "u\u0000x" };
+    await expect(w.write(t, "orders", bad)).rejects.toMatchObject({ code: "SF_ERR_FEATURES_OFFLINE_LOG" });
     expect(await mark(t, "orders", 0)).toBe("599");
     await w.write(t, "orders", rows(600, 700));
     expect(await logged(t, "orders")).toEqual({ n: expected(0, 700), distinct: expected(0, 700), lo: 0, hi: 699 });
