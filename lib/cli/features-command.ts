@@ -5,9 +5,10 @@ import { createRedisClient } from "../connectors/redis/client.ts";
 import { pgTarget } from "../connectors/postgres/connection.ts";
 import { SfError, errorMessage } from "../errors.ts";
 import { FeatureClient, chosenNames } from "../features/client.ts";
-import { checkAsks, historicalChunks, parseTime } from "../features/historical.ts";
+import { checkAsks, historicalChunks, offlineTableOf, parseTime } from "../features/historical.ts";
 import type { LoggedViewDef } from "../features/historical.ts";
 import { csvField, csvValue, parseCsv } from "../features/historical-csv.ts";
+import { storeOf } from "../features/layout.ts";
 import { Connections } from "../runtime/connections.ts";
 import { parseCommand } from "./args.ts";
 
@@ -91,10 +92,33 @@ async function dropVersionCommand(values: Record<string, unknown>, env: NodeJS.P
   }
 }
 
+/**
+ * `streamfleet features compact --view V`: the view's offline log partition (of the version
+ * readers read) rewritten in (entity, event_time) order (lib/features/compact.ts).
+ */
+async function compactCommand(values: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<number> {
+  const viewName = required(values, "view", "compact");
+  const connections = new Connections(env);
+  const redis = createRedisClient(connections, "default");
+  const client = new pg.Client(pgTarget(connections, "default").config);
+  try {
+    const view = (await new FeatureClient({ redis, keyPrefix: (values["key-prefix"] as string | undefined) ?? "" }).known(viewName)) as LoggedViewDef;
+    const { compactLog } = await import("../features/compact.ts");
+    await client.connect();
+    const done = await compactLog(client, offlineTableOf(view), storeOf(view));
+    console.log(`compacted ${done.partition}: ${done.rows.toLocaleString("en-US")} row(s) in (entity, event_time) order (index ${done.index}) in ${(done.ms / 1000).toFixed(1)} s`);
+    return 0;
+  } finally {
+    redis.disconnect();
+    await client.end().catch(() => undefined);
+  }
+}
+
 export async function featuresCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values, positionals } = parseCommand("features", args);
   if (positionals[0] === "rebuild") return rebuildCommand(values, positionals, env);
   if (positionals[0] === "drop-version") return dropVersionCommand(values, env);
+  if (positionals[0] === "compact") return compactCommand(values, env);
   if (positionals.length > 1) throw new SfError("SF_ERR_CLI_USAGE", `features export takes no argument besides its flags, got "${positionals[1]}"`);
   const viewName = required(values, "view");
   const rowsFile = required(values, "rows");

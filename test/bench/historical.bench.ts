@@ -6,8 +6,9 @@
  * BENCH_ENTITIES (100,000), BENCH_ASKS (100,000 asked rows), BENCH_KEEP=1 keeps the generated
  * log (schema bench_historical) for the next run, BENCH_BASELINE_ASKS (default all asks:
  * the baseline's rows, a prefix of the same asks, when it is too slow to run on all of them),
- * BENCH_PARALLEL (chunk queries in flight, default 2), BENCH_CLUSTER=1 (CLUSTER the partition on
- * its index before measuring: each entity's rows together, as after a backfill and CLUSTER),
+ * BENCH_PARALLEL (chunk queries in flight, default 2), BENCH_CLUSTER=1 (compact the partition
+ * before measuring as `streamfleet features compact` does — CLUSTER on its index: each entity's
+ * rows together),
  * BENCH_LAYOUT=1 (generate the log in layout 1, the primary key of earlier versions, instead of 2).
  *
  * The view has 8 features, one or more of each kind: orders (counter), spent (counter by
@@ -22,6 +23,7 @@ import { historicalValues } from "../../lib/features/historical.ts";
 import type { LoggedViewDef } from "../../lib/features/historical.ts";
 import { ensureLogTable, partitionName } from "../../lib/features/offline-log.ts";
 import { createLayout1Table } from "../support/offline-log-layout1.ts";
+import { compactLog } from "../../lib/features/compact.ts";
 import { benchEnv, machine } from "./support.ts";
 
 const LOG_ROWS = Number(process.env.BENCH_LOG_ROWS ?? 10_000_000);
@@ -115,10 +117,14 @@ const { rows: idx } = await pool.query<{ name: string; def: string; c: boolean }
 if (idx.length !== 1) throw new Error(`expected one index on the log's partition, found ${idx.length}`);
 console.log(`index: ${idx[0]!.def}`);
 if (CLUSTER && !idx[0]!.c) {
-  const start = performance.now();
-  await pool.query(`CLUSTER ${partitionName(table, VIEW)} USING ${idx[0]!.name.split(".").pop()}`);
-  await pool.query(`ANALYZE ${partitionName(table, VIEW)}`);
-  console.log(`CLUSTER on the index: ${((performance.now() - start) / 1000).toFixed(0)} s`);
+  // what `streamfleet features compact --view V` runs (lib/features/compact.ts)
+  const client = await pool.connect();
+  try {
+    const done = await compactLog(client, table, VIEW);
+    console.log(`compacted (CLUSTER on ${done.index}, ANALYZE): ${(done.ms / 1000).toFixed(0)} s`);
+  } finally {
+    client.release();
+  }
 }
 const clustered = CLUSTER || idx[0]!.c;
 const layout = clustered ? "clustered on its index (BENCH_CLUSTER=1 in this or an earlier run)" : "as written (each entity's rows spread over the table)";
