@@ -163,7 +163,7 @@ export class PlatformaticSource implements Source {
     this.cluster = tagOf(meta);
     for (const t of this.topics) this.consumer.topics.track(t);
     running.set(this.options.group, this);
-    await this.consumer.joinGroup({});
+    await this.firstJoin();
     if (this.options.pattern) {
       // New topics that match: subscribe and rejoin (the kafkajs side sees them by its metadata refresh).
       this.patternTimer = setInterval(() => void this.refreshPattern(), 30_000).unref();
@@ -191,6 +191,25 @@ export class PlatformaticSource implements Source {
       await this.consumer.joinGroup({});
     } catch (err) {
       this.logger.debug({ err: describe(err) }, "pattern refresh failed");
+    }
+  }
+
+  /**
+   * The start's join. A broker out of reach — the group's coordinator killed or restarting while
+   * this worker waits to be let into the group — is an outage like any other: wait and try again
+   * (the client's own 9 tries end within seconds). Anything else (denied, unknown group protocol)
+   * fails the start.
+   */
+  private async firstJoin(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.consumer.joinGroup({});
+        return;
+      } catch (err) {
+        if (this.stopping || !unreachable(err)) throw err;
+        this.logger.warn({ err: describe(err), attempt }, "joining the consumer group failed: a broker is out of reach; trying again");
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 500 * attempt)));
+      }
     }
   }
 
@@ -668,4 +687,11 @@ function headersToStrings(headers: [Buffer | null, Buffer | null][]): Record<str
     out[k.toString("utf8")] = v ? v.toString("utf8") : "";
   }
   return out;
+}
+
+/** A client error that only says a broker could not be reached (also all the tries of a MultipleErrors). */
+export function unreachable(err: unknown): boolean {
+  const e = err as { code?: unknown; errors?: unknown };
+  if (e?.code === "PLT_KFK_NETWORK") return true;
+  return e?.code === "PLT_KFK_MULTIPLE" && Array.isArray(e.errors) && e.errors.length > 0 && e.errors.every(unreachable);
 }
