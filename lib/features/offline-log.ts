@@ -543,6 +543,7 @@ export class OfflineLogWriter {
    * first, the rows at or below them left out, COPY, marks moved, commit.
    */
   private async writeMarked<R extends SourcePosition>(t: OfflineTable, view: string, rows: readonly R[], encode: RowEncoder<R>): Promise<void> {
+    // key order, as the marks are locked (ORDER BY in lockMarks)
     const sources = sourceGroups(rows).sort((a, b) => (a.cluster < b.cluster ? -1 : a.cluster > b.cluster ? 1 : a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
     const copy = `COPY ${partitionName(t, view)} ${COLUMNS} FROM STDIN`;
     const client = this.unpark() ?? (await this.pool.connect());
@@ -557,10 +558,10 @@ export class OfflineLogWriter {
         await client.query("BEGIN");
         held = await this.lockMarks(client, t, view, sources);
         const left: CopyGroup<R>[] = [];
-        for (const g of sources) {
+        sources.forEach((g, i) => {
           const mark = held(g);
-          if (compareOffsets(g.max, mark) > 0) left.push({ prefix: groupPrefix(view, g), rows: g.rows, offsets: g.offsets, ...(compareOffsets(g.min, mark) > 0 ? {} : { above: mark }) });
-        }
+          if (compareOffsets(g.max, mark) > 0) left.push(compareOffsets(g.min, mark) > 0 ? all[i]! : { ...all[i]!, above: mark });
+        });
         if (left.length > 0) await copyIn(client, copy, left, encode);
       } else this.counts.optimistic++;
       const moved = sources.filter((g) => compareOffsets(g.max, held(g)) > 0).map((g) => `(${pg.escapeLiteral(g.cluster)}, ${pg.escapeLiteral(g.topic)}, ${g.partition}, ${g.max}::int8)`);
@@ -580,7 +581,7 @@ export class OfflineLogWriter {
     }
   }
 
-  /** Inserts the marks of the sources when missing and locks them (in the sources' order); answers a source's mark. */
+  /** Inserts the marks of the sources when missing and locks them in key order; answers a source's mark. */
   private async lockMarks(client: pg.PoolClient, t: OfflineTable, view: string, sources: readonly SourceGroup<unknown>[]): Promise<(g: SourceGroup<unknown>) => string> {
     const v = pg.escapeLiteral(view);
     const keys = sources.map((g) => `(${v}, ${pg.escapeLiteral(g.cluster)}, ${pg.escapeLiteral(g.topic)}, ${g.partition}`);
