@@ -8,7 +8,8 @@ import { FeatureClient, chosenNames } from "../features/client.ts";
 import { checkAsks, historicalChunks, offlineTableOf, parseTime } from "../features/historical.ts";
 import type { LoggedViewDef } from "../features/historical.ts";
 import { csvField, csvValue, parseCsv } from "../features/historical-csv.ts";
-import { storeOf } from "../features/layout.ts";
+import { parseDuration, storeOf } from "../features/layout.ts";
+import { buildSnapshots, DAY_MS } from "../features/snapshots.ts";
 import { Connections } from "../runtime/connections.ts";
 import { parseCommand } from "./args.ts";
 
@@ -93,25 +94,46 @@ async function dropVersionCommand(values: Record<string, unknown>, env: NodeJS.P
 }
 
 /**
- * `streamfleet features compact --view V`: the view's offline log partition (of the version
- * readers read) rewritten in (entity, event_time) order (lib/features/compact.ts).
+ * `streamfleet features compact --view V [--every 1d] [--grace 1h] [--cluster]`: the snapshots
+ * of the view's offline log (of the version readers read) built up to the last period that ended
+ * `grace` ago (lib/features/snapshots.ts); with --cluster its partition rewritten in (entity,
+ * event_time) order first (lib/features/compact.ts).
  */
 async function compactCommand(values: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<number> {
   const viewName = required(values, "view", "compact");
+  const every = durationFlag(values, "every", DAY_MS);
+  const grace = durationFlag(values, "grace", 3_600_000);
   const connections = new Connections(env);
   const redis = createRedisClient(connections, "default");
   const client = new pg.Client(pgTarget(connections, "default").config);
   try {
     const view = (await new FeatureClient({ redis, keyPrefix: (values["key-prefix"] as string | undefined) ?? "" }).known(viewName)) as LoggedViewDef;
-    const { compactLog } = await import("../features/compact.ts");
+    const table = offlineTableOf(view);
     await client.connect();
-    const done = await compactLog(client, offlineTableOf(view), storeOf(view));
-    console.log(`compacted ${done.partition}: ${done.rows.toLocaleString("en-US")} row(s) in (entity, event_time) order (index ${done.index}) in ${(done.ms / 1000).toFixed(1)} s`);
+    if (values.cluster === true) {
+      const { compactLog } = await import("../features/compact.ts");
+      const done = await compactLog(client, table, storeOf(view));
+      console.log(`clustered ${done.partition}: ${done.rows.toLocaleString("en-US")} row(s) in (entity, event_time) order (index ${done.index}) in ${(done.ms / 1000).toFixed(1)} s`);
+    }
+    const built = await buildSnapshots(client, view, { every, grace });
+    console.log(
+      `snapshots of ${storeOf(view)} up to ${new Date(built.horizon).toISOString()}: ${built.written.toLocaleString("en-US")} written` +
+        `${built.rebuilt ? " (all built again: the view's definition or the period changed)" : ""}${built.repaired > 0 ? `, ${built.repaired} entit${built.repaired === 1 ? "y" : "ies"} repaired after late rows` : ""} in ${(built.ms / 1000).toFixed(1)} s`,
+    );
     return 0;
   } finally {
     redis.disconnect();
     await client.end().catch(() => undefined);
   }
+}
+
+/** A duration flag ("1d", "6h", "90m", or ms); SF_ERR_CLI_USAGE when unreadable. */
+function durationFlag(values: Record<string, unknown>, name: string, fallback: number): number {
+  const v = values[name];
+  if (v === undefined) return fallback;
+  const ms = parseDuration(String(v));
+  if (!Number.isFinite(ms)) throw new SfError("SF_ERR_CLI_USAGE", `--${name}: expected a duration such as 1d, 6h or 30m, got ${JSON.stringify(v)}`);
+  return ms;
 }
 
 export async function featuresCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -23,6 +23,13 @@ import type { FeatureDef, ViewDef } from "./layout.ts";
 export interface Segment {
   t: number;
   c: Record<string, unknown>;
+  /**
+   * A snapshot the segment starts from (lib/features/snapshots.ts): per feature name the merged
+   * update of everything up to the snapshot's time (features without windows; absent: nothing
+   * yet). Folding restarts from it: the segment then holds the rows after the snapshot, and for
+   * windows every row of the window holding t.
+   */
+  base?: Record<string, Merged>;
 }
 
 /** What folding needs per requested feature, built once per request. */
@@ -53,13 +60,26 @@ function stateOf(m: Merged | undefined): FeatureState {
   }
 }
 
+const windowed = (def: FeatureDef) => def.kind === "window_count" || def.kind === "window_sum";
+
+/** The merged updates of the features without windows, as JSON: what a snapshot keeps (copied: the fold goes on changing them). */
+function stateText(plan: FoldPlan, merged: readonly (Merged | undefined)[]): string {
+  const out: Record<string, Merged> = {};
+  plan.defs.forEach((def, f) => {
+    if (!windowed(def) && merged[f] !== undefined) out[plan.names[f]!] = merged[f]!;
+  });
+  return JSON.stringify(out);
+}
+
 /**
  * The values of the plan's features as of each segment's closing time, from one entity's
  * segments in time order: contributions with event time ≤ that time count, nothing later does.
+ * `state`, when given, receives after each segment the merged updates a snapshot at its time keeps.
  */
-export function foldSegments(plan: FoldPlan, segments: readonly Segment[]): unknown[][] {
+export function foldSegments(plan: FoldPlan, segments: readonly Segment[], state?: (k: number, merged: string) => void): unknown[][] {
   const merged: (Merged | undefined)[] = plan.defs.map(() => undefined);
-  return segments.map((seg) => {
+  return segments.map((seg, k) => {
+    if (seg.base) for (let f = 0; f < plan.names.length; f++) merged[f] = windowed(plan.defs[f]!) ? undefined : seg.base[plan.names[f]!];
     for (let f = 0; f < plan.names.length; f++) {
       const v = seg.c[plan.names[f]!];
       if (v === undefined || v === null) continue;
@@ -70,6 +90,33 @@ export function foldSegments(plan: FoldPlan, segments: readonly Segment[]): unkn
       // oldest first at one time: the algebra puts the later of a tie first, so they end newest first
       else for (let i = (v as unknown[]).length - 1; i >= 0; i--) merged[f] = add(merged[f], seg.t, (v as unknown[])[i]);
     }
+    if (state) state(k, stateText(plan, merged));
     return plan.defs.map((def, f) => readValue(def, stateOf(merged[f]), seg.t));
   });
+}
+
+/** A row of segmentsSql's answer: entity, closing time, the snapshot it starts from (base, state) if any, f0, f1, … */
+export interface SegmentRow {
+  entity: string;
+  t: number;
+  base: number | null;
+  state: Record<string, Merged> | null;
+  [f: string]: unknown;
+}
+
+/** Segment rows per entity, each entity's in time order. */
+export function segmentsByEntity(rows: readonly SegmentRow[]): Map<string, SegmentRow[]> {
+  const byEntity = new Map<string, SegmentRow[]>();
+  for (const r of rows) {
+    const list = byEntity.get(r.entity);
+    if (list) list.push(r);
+    else byEntity.set(r.entity, [r]);
+  }
+  for (const list of byEntity.values()) list.sort((a, b) => a.t - b.t);
+  return byEntity;
+}
+
+/** One entity's segment rows as the fold takes them (f<k>: the k-th of `names`). */
+export function toSegments(names: readonly string[], list: readonly SegmentRow[]): Segment[] {
+  return list.map((r) => ({ t: r.t, c: Object.fromEntries(names.map((n, f) => [n, r[`f${f}`]])), base: r.base === null ? undefined : (r.state ?? {}) }));
 }

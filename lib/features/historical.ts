@@ -10,12 +10,16 @@
  */
 import type pg from "pg";
 import { SfError } from "../errors.ts";
-import { foldPlan, foldSegments } from "./historical-fold.ts";
-import type { FoldPlan } from "./historical-fold.ts";
+import { foldPlan, foldSegments, segmentsByEntity, toSegments } from "./historical-fold.ts";
+import type { FoldPlan, SegmentRow } from "./historical-fold.ts";
 import { segmentsSql } from "./historical-sql.ts";
-import type { ViewDef } from "./layout.ts";
 import { storeOf } from "./layout.ts";
-import type { OfflineTable } from "./offline-log.ts";
+import { offlineTableOf } from "./offline-log.ts";
+import type { LoggedViewDef } from "./offline-log.ts";
+import { snapshotRead } from "./snapshots.ts";
+
+export { offlineTableOf };
+export type { LoggedViewDef };
 
 /** One row asked for: an entity id and a time (epoch ms). */
 export interface HistoricalAsk {
@@ -30,15 +34,6 @@ export interface HistoricalOptions {
   chunk?: number;
   /** Chunk queries in flight at once (each on its own pool client); default 2. */
   parallel?: number;
-}
-
-/** A view as the registry holds it, with the offline log it names (if any). */
-export type LoggedViewDef = ViewDef & { offline?: OfflineTable };
-
-/** The log table of a view; SF_ERR_FEATURES_BAD_REQUEST when the view keeps none. */
-export function offlineTableOf(view: LoggedViewDef): OfflineTable {
-  if (!view.offline) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", `feature view "${view.name}" has no offline log (give it \`offline:\` in its redis.features sink)`, { where: "offline" });
-  return view.offline;
 }
 
 /** Epoch ms of a time given as a number (epoch ms) or a string (digits: epoch ms; else ISO 8601); NaN when unreadable. */
@@ -56,27 +51,13 @@ export function checkAsks(asks: readonly HistoricalAsk[]): void {
   });
 }
 
-interface SegmentRow {
-  entity: string;
-  t: number;
-  [f: string]: unknown;
-}
-
 /** One chunk: its segments from PostgreSQL, folded per entity; values per asked row, in order. */
-async function answerChunk(pool: pg.Pool, sql: string, view: string, plan: FoldPlan, asks: readonly HistoricalAsk[]): Promise<unknown[][]> {
+async function answerChunk(pool: pg.Pool, sql: string, params: readonly unknown[], plan: FoldPlan, asks: readonly HistoricalAsk[]): Promise<unknown[][]> {
   const times = asks.map((a) => Math.floor(a.t));
-  const { rows } = await pool.query<SegmentRow>(sql, [view, asks.map((a) => a.entity), times]);
-  const byEntity = new Map<string, SegmentRow[]>();
-  for (const r of rows) {
-    const list = byEntity.get(r.entity);
-    if (list) list.push(r);
-    else byEntity.set(r.entity, [r]);
-  }
+  const { rows } = await pool.query<SegmentRow>(sql, [params[0], asks.map((a) => a.entity), times, ...params.slice(1)]);
   const answers = new Map<string, unknown[]>();
-  for (const [entity, list] of byEntity) {
-    list.sort((a, b) => a.t - b.t);
-    const segments = list.map((r) => ({ t: r.t, c: Object.fromEntries(plan.names.map((n, f) => [n, r[`f${f}`]])) }));
-    foldSegments(plan, segments).forEach((v, k) => answers.set(`${list[k]!.t}\u0000${entity}`, v));
+  for (const [entity, list] of segmentsByEntity(rows)) {
+    foldSegments(plan, toSegments(plan.names, list)).forEach((v, k) => answers.set(`${list[k]!.t}\u0000${entity}`, v));
   }
   return asks.map((a, i) => answers.get(`${times[i]}\u0000${a.entity}`)!);
 }
@@ -91,14 +72,17 @@ export async function* historicalChunks(pool: pg.Pool, view: LoggedViewDef, asks
   const names = options.names && options.names.length > 0 ? options.names : view.features.map((f) => f.name);
   const plan = foldPlan(view, names);
   const size = options.chunk ?? 5_000;
-  const sql = segmentsSql(table, plan.defs);
+  // snapshots (lib/features/snapshots.ts), when the view has any built with its present definition
+  const snap = await snapshotRead(pool, view);
+  const sql = segmentsSql(table, plan.defs, snap);
+  const params = snap ? [storeOf(view), snap.fp] : [storeOf(view)];
   const chunks: HistoricalAsk[][] = [];
   for (let i = 0; i < asks.length; i += size) chunks.push(asks.slice(i, i + size));
   const ahead = Math.max(1, options.parallel ?? 2);
   // the next chunks' queries run while this one is folded and written
   const pending: Promise<unknown[][]>[] = [];
   const start = (k: number) => {
-    const p = answerChunk(pool, sql, storeOf(view), plan, chunks[k]!);
+    const p = answerChunk(pool, sql, params, plan, chunks[k]!);
     p.catch(() => undefined); // reported when awaited
     pending.push(p);
   };

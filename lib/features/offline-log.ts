@@ -27,11 +27,27 @@ import { SfError, errorMessage } from "../errors.ts";
 import type { Connections } from "../runtime/connections.ts";
 import { pgTarget } from "../connectors/postgres/connection.ts";
 import { entityColumns } from "./offline-recorder.ts";
+import type { ViewDef } from "./layout.ts";
 
 /** Where a view's log is kept: what the view registry carries for readers. */
 export interface OfflineTable {
   schema: string;
   table: string;
+}
+
+/** A view as the registry holds it, with the offline log it names (if any). */
+export type LoggedViewDef = ViewDef & { offline?: OfflineTable };
+
+/** The log table of a view; SF_ERR_FEATURES_BAD_REQUEST when the view keeps none. */
+export function offlineTableOf(view: LoggedViewDef): OfflineTable {
+  if (!view.offline) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", `feature view "${view.name}" has no offline log (give it \`offline:\` in its redis.features sink)`, { where: "offline" });
+  return view.offline;
+}
+
+/** The layout of a log table (see ensureLogTable), undefined when it does not exist. */
+export async function layoutOf(client: pg.ClientBase, t: OfflineTable): Promise<1 | 2 | undefined> {
+  const { rows } = await client.query<{ oid: string | null; comment: string | null }>("SELECT to_regclass($1)::oid::text AS oid, obj_description(to_regclass($1), 'pg_class') AS comment", [tableName(t)]);
+  return rows[0]!.oid === null ? undefined : rows[0]!.comment === COMMENT ? 2 : 1;
 }
 
 /** One row of the log as the writer hands it: contributions keyed by feature name. */
@@ -70,6 +86,44 @@ export function marksName(t: OfflineTable): string {
   return `${ident(t.schema)}.${ident(`${t.table}__marks`)}`;
 }
 
+/**
+ * The tables of a log's snapshots (lib/features/snapshots.ts; docs/feature-store.md, "Snapshots"):
+ * `<table>__snapshots` the folded features per (view, entity, through), `<table>__horizon` per
+ * view the time up to which snapshots may be built and the fingerprint they were built with,
+ * `<table>__stale` the late rows writers recorded at or before the horizon (per entity, the
+ * event time from which its snapshots no longer hold).
+ */
+export function snapshotTables(t: OfflineTable): { snapshots: string; horizon: string; stale: string } {
+  return { snapshots: ident2(t, "snapshots"), horizon: ident2(t, "horizon"), stale: ident2(t, "stale") };
+}
+const ident2 = (t: OfflineTable, what: string) => `${ident(t.schema)}.${ident(`${t.table}__${what}`)}`;
+
+/** The DDL of a log's snapshot tables (idempotent: run each time a writer prepares a layout 2 table). */
+export function snapshotDdl(t: OfflineTable): string[] {
+  const { snapshots, horizon, stale } = snapshotTables(t);
+  return [
+    `CREATE TABLE IF NOT EXISTS ${snapshots} (
+      view text NOT NULL,
+      entity text COLLATE "C" NOT NULL,
+      through bigint NOT NULL,
+      state jsonb NOT NULL,
+      PRIMARY KEY (view, entity, through)
+    )`,
+    `CREATE TABLE IF NOT EXISTS ${horizon} (
+      view text PRIMARY KEY,
+      through bigint NOT NULL,
+      every bigint NOT NULL,
+      fp text NOT NULL
+    )`,
+    `CREATE TABLE IF NOT EXISTS ${stale} (
+      view text NOT NULL,
+      entity text COLLATE "C" NOT NULL,
+      event_time bigint NOT NULL
+    )`,
+    `CREATE INDEX IF NOT EXISTS ${ident(`${t.table}__stale_entity`)} ON ${stale} (view, entity)`,
+  ];
+}
+
 /** The DDL of the log table, its index and its marks (idempotent; for a table that does not exist yet). Columns: docs/feature-store.md. */
 export function tableDdl(t: OfflineTable): string[] {
   return [
@@ -100,6 +154,34 @@ export function tableDdl(t: OfflineTable): string[] {
     )`,
     `COMMENT ON TABLE ${tableName(t)} IS ${pg.escapeLiteral(COMMENT)}`,
   ];
+}
+
+/** How the writer reads a row's entity and event time, whatever form the row has. */
+export interface RowKey<R> {
+  entity(r: R): string;
+  time(r: R): number;
+}
+
+const LOG_ROW_KEY: RowKey<LogRow> = { entity: (r) => r.entity, time: (r) => r.eventTime };
+
+/**
+ * The statement recording a write's late rows — event time at or before the view's snapshot
+ * horizon — per entity its earliest such time (empty when there are none): the entity's
+ * snapshots from then on no longer hold, and readers leave them alone until the next build.
+ */
+function lateRows<R>(t: OfflineTable, view: string, rows: readonly R[], key: RowKey<R>, horizon: number | null): string {
+  if (horizon === null) return "";
+  const late = new Map<string, number>();
+  for (const r of rows) {
+    const at = key.time(r);
+    if (at > horizon) continue;
+    const e = key.entity(r);
+    const was = late.get(e);
+    if (was === undefined || at < was) late.set(e, at);
+  }
+  if (late.size === 0) return "";
+  const v = pg.escapeLiteral(view);
+  return `INSERT INTO ${snapshotTables(t).stale} (view, entity, event_time) VALUES ${[...late].map(([e, at]) => `(${v}, ${pg.escapeLiteral(e)}, ${Math.floor(at)})`).join(", ")}; `;
 }
 
 /** Rows from which a write is split over two connections. */
@@ -196,6 +278,7 @@ export async function ensureLogTable(client: pg.ClientBase, t: OfflineTable, vie
     const { rows } = await client.query<{ oid: string | null; comment: string | null }>("SELECT to_regclass($1)::oid::text AS oid, obj_description(to_regclass($1), 'pg_class') AS comment", [tableName(t)]);
     const layout = rows[0]!.oid === null || rows[0]!.comment === COMMENT ? 2 : 1;
     if (rows[0]!.oid === null) for (const sql of tableDdl(t)) await client.query(sql);
+    if (layout === 2) for (const sql of snapshotDdl(t)) await client.query(sql);
     for (const v of views) {
       await client.query(`CREATE TABLE IF NOT EXISTS ${partitionName(t, v)} PARTITION OF ${tableName(t)} FOR VALUES IN (${pg.escapeLiteral(v)})`);
     }
@@ -514,7 +597,7 @@ export class OfflineLogWriter {
 
   /** Records rows of one view; a row already there (a replay) is not written again. */
   async write(t: OfflineTable, view: string, rows: readonly LogRow[]): Promise<void> {
-    return this.writeRows(t, view, rows, encodeLogRow, (r) => r);
+    return this.writeRows(t, view, rows, encodeLogRow, (r) => r, LOG_ROW_KEY);
   }
 
   /**
@@ -522,9 +605,9 @@ export class OfflineLogWriter {
    * straight into the COPY payload (no LogRow, no contributions text per row); `asLogRow` is
    * only called for a table in layout 1, whose replays go by INSERT.
    */
-  async writeRows<R extends SourcePosition>(t: OfflineTable, view: string, rows: readonly R[], encode: RowEncoder<R>, asLogRow: (r: R) => LogRow): Promise<void> {
+  async writeRows<R extends SourcePosition>(t: OfflineTable, view: string, rows: readonly R[], encode: RowEncoder<R>, asLogRow: (r: R) => LogRow, key: RowKey<R>): Promise<void> {
     if (rows.length === 0) return;
-    if (this.layout(t) === 2) return this.guard(() => this.writeMarked(t, view, rows, encode));
+    if (this.layout(t) === 2) return this.guard(() => this.writeMarked(t, view, rows, encode, key));
     const logRows = rows.map(asLogRow);
     if (logRows.length >= SPLIT_FROM) {
       const half = logRows.length >> 1;
@@ -541,8 +624,13 @@ export class OfflineLogWriter {
    * a cycle). All rows above their marks: move the marks, commit. Otherwise (a replay, or another
    * writer of the partition committed first) roll back and write again the careful way: marks
    * first, the rows at or below them left out, COPY, marks moved, commit.
+   *
+   * Either way the view's snapshot horizon is read once the partition is locked for writing (by
+   * the COPY, or the careful path's LOCK), and rows at or before it are recorded as late in the
+   * same transaction (lib/features/snapshots.ts: a snapshot build waits for the writes in flight
+   * before it moves the horizon, so a write it cannot see always sees the new horizon).
    */
-  private async writeMarked<R extends SourcePosition>(t: OfflineTable, view: string, rows: readonly R[], encode: RowEncoder<R>): Promise<void> {
+  private async writeMarked<R extends SourcePosition>(t: OfflineTable, view: string, rows: readonly R[], encode: RowEncoder<R>, key: RowKey<R>): Promise<void> {
     // key order, as the marks are locked (ORDER BY in lockMarks)
     const sources = sourceGroups(rows).sort((a, b) => (a.cluster < b.cluster ? -1 : a.cluster > b.cluster ? 1 : a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
     const copy = `COPY ${partitionName(t, view)} ${COLUMNS} FROM STDIN`;
@@ -551,12 +639,12 @@ export class OfflineLogWriter {
     try {
       const all = sources.map((g) => ({ prefix: groupPrefix(view, g), rows: g.rows, offsets: g.offsets }));
       await copyIn(client, `BEGIN; ${copy}`, all, encode, true);
-      let held = await this.lockMarks(client, t, view, sources);
+      let { held, horizon } = await this.lockMarks(client, t, view, sources);
       if (sources.some((g) => compareOffsets(g.min, held(g)) <= 0)) {
         await client.query("ROLLBACK");
         this.counts.careful++;
-        await client.query("BEGIN");
-        held = await this.lockMarks(client, t, view, sources);
+        await client.query(`BEGIN; LOCK TABLE ${partitionName(t, view)} IN ROW EXCLUSIVE MODE`);
+        ({ held, horizon } = await this.lockMarks(client, t, view, sources));
         const left: CopyGroup<R>[] = [];
         sources.forEach((g, i) => {
           const mark = held(g);
@@ -566,10 +654,11 @@ export class OfflineLogWriter {
       } else this.counts.optimistic++;
       const moved = sources.filter((g) => compareOffsets(g.max, held(g)) > 0).map((g) => `(${pg.escapeLiteral(g.cluster)}, ${pg.escapeLiteral(g.topic)}, ${g.partition}, ${g.max}::int8)`);
       await client.query(
-        moved.length === 0
+        lateRows(t, view, rows, key, horizon) +
+        (moved.length === 0
           ? "COMMIT"
           : `UPDATE ${marksName(t)} m SET "offset" = greatest(m."offset", u.o) FROM (VALUES ${moved.join(", ")}) AS u(c, tp, p, o)
-             WHERE m.view = ${pg.escapeLiteral(view)} AND m.cluster = u.c AND m.topic = u.tp AND m.partition = u.p; COMMIT`,
+             WHERE m.view = ${pg.escapeLiteral(view)} AND m.cluster = u.c AND m.topic = u.tp AND m.partition = u.p; COMMIT`),
       );
     } catch (err) {
       // a connection that cannot even roll back is not given back to the pool
@@ -581,18 +670,19 @@ export class OfflineLogWriter {
     }
   }
 
-  /** Inserts the marks of the sources when missing and locks them in key order; answers a source's mark. */
-  private async lockMarks(client: pg.PoolClient, t: OfflineTable, view: string, sources: readonly SourceGroup<unknown>[]): Promise<(g: SourceGroup<unknown>) => string> {
+  /** Inserts the marks of the sources when missing and locks them in key order; answers a source's mark, and the view's snapshot horizon (null: none). */
+  private async lockMarks(client: pg.PoolClient, t: OfflineTable, view: string, sources: readonly SourceGroup<unknown>[]): Promise<{ held: (g: SourceGroup<unknown>) => string; horizon: number | null }> {
     const v = pg.escapeLiteral(view);
     const keys = sources.map((g) => `(${v}, ${pg.escapeLiteral(g.cluster)}, ${pg.escapeLiteral(g.topic)}, ${g.partition}`);
     const marks = marksName(t);
     const results = (await client.query(
       `INSERT INTO ${marks} (view, cluster, topic, partition, "offset") VALUES ${keys.map((k) => `${k}, -1)`).join(", ")} ON CONFLICT DO NOTHING;
        SELECT cluster, topic, partition, "offset"::text AS o FROM ${marks} WHERE (view, cluster, topic, partition) IN (${keys.map((k) => `${k})`).join(", ")})
-       ORDER BY cluster, topic, partition FOR UPDATE`,
-    )) as unknown as pg.QueryResult<{ cluster: string; topic: string; partition: number; o: string }>[];
+       ORDER BY cluster, topic, partition FOR UPDATE;
+       SELECT through::float8 AS through FROM ${snapshotTables(t).horizon} WHERE view = ${v}`,
+    )) as unknown as pg.QueryResult<{ cluster: string; topic: string; partition: number; o: string; through: number }>[];
     const held = new Map(results[1]!.rows.map((m) => [`${m.cluster}\u0000${m.topic}\u0000${m.partition}`, m.o]));
-    return (g) => held.get(`${g.cluster}\u0000${g.topic}\u0000${g.partition}`) ?? "-1";
+    return { held: (g) => held.get(`${g.cluster}\u0000${g.topic}\u0000${g.partition}`) ?? "-1", horizon: results[2]!.rows[0]?.through ?? null };
   }
 
   /** Writes of layout 2 so far: all rows new (one round), or some at or below a mark (rolled back, written again leaving them out). */

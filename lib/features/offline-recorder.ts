@@ -5,7 +5,7 @@
  */
 import type { ComponentContext } from "../runtime/contracts.ts";
 import type { CompiledView, OfflineRow } from "../connectors/redis/feature-log.ts";
-import type { CopyData, LogRow, OfflineLogWriter, RowEncoder } from "./offline-log.ts";
+import type { CopyData, LogRow, OfflineLogWriter, RowEncoder, RowKey } from "./offline-log.ts";
 
 export interface OfflineRecorder {
   /** Connects and creates the tables and partitions of the views when missing. */
@@ -41,6 +41,9 @@ export function entityColumns(d: CopyData, entity: string, eventTime: number, se
   d.int(seq);
   d.byte(9);
 }
+
+/** An OfflineRow's entity and event time, for the writer's late-row check. */
+const OFFLINE_ROW_KEY: RowKey<OfflineRow> = { entity: (r) => r.entity, time: (r) => r.t };
 
 export function encoderOf(features: readonly { name: string }[]): RowEncoder<OfflineRow> {
   // JSON text holds no raw tab or line break: COPY's escaping only doubles its backslashes
@@ -102,7 +105,7 @@ export function offlineRecorder(views: readonly CompiledView[], ctx: ComponentCo
     }
     // the rows go into the COPY as they are (encoderOf); LogRows only for a table in layout 1
     const asLogRow = (r: OfflineRow): LogRow => ({ entity: r.entity, eventTime: r.t, cluster: r.cluster, topic: r.topic, partition: r.partition, offset: r.offset, seq: r.seq, contributions: contributionsOf(heads.get(r.view)!, r.values) });
-    return Promise.all([...byView].map(([v, list]) => writers.get(v.offline!.connection)!.writeRows(v.offline!, v.store, list, encoders.get(v)!, asLogRow))).then(() => undefined);
+    return Promise.all([...byView].map(([v, list]) => writers.get(v.offline!.connection)!.writeRows(v.offline!, v.store, list, encoders.get(v)!, asLogRow, OFFLINE_ROW_KEY))).then(() => undefined);
   }
 
   return {

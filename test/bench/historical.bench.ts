@@ -9,7 +9,9 @@
  * BENCH_PARALLEL (chunk queries in flight, default 2), BENCH_CLUSTER=1 (compact the partition
  * before measuring as `streamfleet features compact` does — CLUSTER on its index: each entity's
  * rows together),
- * BENCH_LAYOUT=1 (generate the log in layout 1, the primary key of earlier versions, instead of 2).
+ * BENCH_LAYOUT=1 (generate the log in layout 1, the primary key of earlier versions, instead of 2),
+ * BENCH_SNAPSHOTS=1 (read the log alone first, then build the view's daily snapshots as
+ * `streamfleet features compact` does and read again from them; lib/features/snapshots.ts).
  *
  * The view has 8 features, one or more of each kind: orders (counter), spent (counter by
  * amount), last_item (latest), max_amount, min_amount, recent_items (last_n 5), orders_1h
@@ -24,6 +26,7 @@ import type { LoggedViewDef } from "../../lib/features/historical.ts";
 import { ensureLogTable, partitionName } from "../../lib/features/offline-log.ts";
 import { createLayout1Table } from "../support/offline-log-layout1.ts";
 import { compactLog } from "../../lib/features/compact.ts";
+import { buildSnapshots } from "../../lib/features/snapshots.ts";
 import { benchEnv, machine } from "./support.ts";
 
 const LOG_ROWS = Number(process.env.BENCH_LOG_ROWS ?? 10_000_000);
@@ -34,6 +37,7 @@ const KEEP = process.env.BENCH_KEEP === "1";
 const PARALLEL = Number(process.env.BENCH_PARALLEL ?? 2);
 const CLUSTER = process.env.BENCH_CLUSTER === "1";
 const LAYOUT1 = process.env.BENCH_LAYOUT === "1";
+const SNAPSHOTS = process.env.BENCH_SNAPSHOTS === "1";
 const T0 = Date.UTC(2026, 0, 1);
 const STEP = 100;
 const table = { schema: "bench_historical", table: "feature_log" };
@@ -137,10 +141,28 @@ console.log(`${ASKS.toLocaleString("en-US")} asked rows × 8 features over ${LOG
 await pool.query(`SELECT count(*) FROM ${partitionName(table, VIEW)}`);
 
 console.log(`log layout: ${layout}; load average before: ${load()}`);
-let start = performance.now();
+let start: number;
+let plain: unknown[][] | undefined;
+if (SNAPSHOTS) {
+  // the log alone: a definition with one more feature, which no snapshot was built for
+  const logOnly = { ...view, features: [...view.features, { name: "zz_unused", kind: "counter" as const }] };
+  start = performance.now();
+  plain = await historicalValues(pool, logOnly, asked, { parallel: PARALLEL, names: view.features.map((f) => f.name) });
+  const plainMs = performance.now() - start;
+  console.log(`streamfleet, log only    ${(plainMs / 1000).toFixed(1)} s   ${Math.round((ASKS / plainMs) * 1000).toLocaleString("en-US")} rows/s   (no snapshot; load ${load()})`);
+  const client = await pool.connect();
+  try {
+    const built = await buildSnapshots(client, view);
+    const { rows: n } = await pool.query<{ n: number; mb: string }>(`SELECT count(*)::int AS n, (pg_total_relation_size('${table.schema}.${table.table}__snapshots') / 1048576)::text AS mb FROM ${table.schema}.${table.table}__snapshots WHERE view = $1`, [VIEW]);
+    console.log(`snapshots (daily, as \`streamfleet features compact\` builds them): ${built.written.toLocaleString("en-US")} written in ${(built.ms / 1000).toFixed(1)} s; ${n[0]!.n.toLocaleString("en-US")} in all, ${n[0]!.mb} MB with their index`);
+  } finally {
+    client.release();
+  }
+}
+start = performance.now();
 const ours = await historicalValues(pool, view, asked, { parallel: PARALLEL });
 const oursMs = performance.now() - start;
-console.log(`streamfleet historical   ${(oursMs / 1000).toFixed(1)} s   ${Math.round((ASKS / oursMs) * 1000).toLocaleString("en-US")} rows/s   (${PARALLEL} queries in flight; target: ${ASKS.toLocaleString("en-US")} rows ≤ 10 s; load ${load()})`);
+console.log(`streamfleet historical${SNAPSHOTS ? " (from snapshots)" : ""}   ${(oursMs / 1000).toFixed(1)} s   ${Math.round((ASKS / oursMs) * 1000).toLocaleString("en-US")} rows/s   (${PARALLEL} queries in flight; target: ${ASKS.toLocaleString("en-US")} rows ≤ 10 s; load ${load()})`);
 
 const base = asked.slice(0, BASELINE_ASKS);
 start = performance.now();
@@ -159,5 +181,6 @@ rows.forEach((r: Record<string, unknown>, i) => {
   }
 });
 console.log(`rows where the two answers differ: ${differ} of ${rows.length}`);
+if (plain) console.log(`rows where the answers from snapshots and from the log alone differ: ${plain.filter((v, i) => JSON.stringify(v) !== JSON.stringify(ours[i])).length} of ${ASKS}`);
 if (!KEEP) await pool.query(`DROP SCHEMA IF EXISTS ${table.schema} CASCADE`);
 await pool.end();

@@ -72,7 +72,7 @@ describeStack("streamfleet features compact", () => {
     expect((await physicalRuns()).length).toBeGreaterThan(500); // arrival order: the entity changes almost every row
 
     const env = { REDIS_URL: stack().REDIS_URL, DATABASE_URL: stack().DATABASE_URL };
-    expect(await featuresCommand(["compact", "--view", view(), "--key-prefix", scope.keyPrefix], env)).toBe(0);
+    expect(await featuresCommand(["compact", "--view", view(), "--key-prefix", scope.keyPrefix, "--cluster"], env)).toBe(0);
 
     expect(await physicalRuns()).toEqual(["u0", "u1", "u2", "u3"]);
     const { rows: order } = await pool.query<{ ok: boolean }>(
