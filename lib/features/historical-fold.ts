@@ -24,12 +24,12 @@ export interface Segment {
   t: number;
   c: Record<string, unknown>;
   /**
-   * A snapshot the segment starts from (lib/features/snapshots.ts): per feature name the merged
-   * update of everything up to the snapshot's time (features without windows; absent: nothing
-   * yet). Folding restarts from it: the segment then holds the rows after the snapshot, and for
-   * windows every row of the window holding t.
+   * A snapshot the segment starts from (lib/features/snapshots.ts): its time and, in the form of a
+   * segment's `c`, everything up to it of the features without windows. Folding restarts from
+   * it as from a first segment ending there; the segment then holds the rows after the snapshot,
+   * and for windows every row of the window holding t.
    */
-  base?: Record<string, Merged>;
+  base?: { t: number; c: Record<string, unknown> };
 }
 
 /** What folding needs per requested feature, built once per request. */
@@ -62,11 +62,20 @@ function stateOf(m: Merged | undefined): FeatureState {
 
 const windowed = (def: FeatureDef) => def.kind === "window_count" || def.kind === "window_sum";
 
-/** The merged updates of the features without windows, as JSON: what a snapshot keeps (copied: the fold goes on changing them). */
+/**
+ * What a snapshot keeps: everything folded so far of the features without windows, in the form
+ * of one segment's merged values (counters the sum, min/max the extreme, latest `[the value]`,
+ * last_n the values newest first), as JSON text; a feature with nothing yet is left out.
+ */
 function stateText(plan: FoldPlan, merged: readonly (Merged | undefined)[]): string {
-  const out: Record<string, Merged> = {};
+  const out: Record<string, unknown> = {};
   plan.defs.forEach((def, f) => {
-    if (!windowed(def) && merged[f] !== undefined) out[plan.names[f]!] = merged[f]!;
+    const m = merged[f];
+    if (m === undefined || windowed(def)) return;
+    if (m.kind === "counter") out[plan.names[f]!] = m.sum;
+    else if (m.kind === "latest") out[plan.names[f]!] = [m.v];
+    else if (m.kind === "last_n") out[plan.names[f]!] = m.items.map((i) => i.v);
+    else if (m.kind === "min" || m.kind === "max") out[plan.names[f]!] = m.v;
   });
   return JSON.stringify(out);
 }
@@ -76,20 +85,26 @@ function stateText(plan: FoldPlan, merged: readonly (Merged | undefined)[]): str
  * segments in time order: contributions with event time ≤ that time count, nothing later does.
  * `state`, when given, receives after each segment the merged updates a snapshot at its time keeps.
  */
-export function foldSegments(plan: FoldPlan, segments: readonly Segment[], state?: (k: number, merged: string) => void): unknown[][] {
-  const merged: (Merged | undefined)[] = plan.defs.map(() => undefined);
-  return segments.map((seg, k) => {
-    if (seg.base) for (let f = 0; f < plan.names.length; f++) merged[f] = windowed(plan.defs[f]!) ? undefined : seg.base[plan.names[f]!];
+export function foldSegments(plan: FoldPlan, segments: readonly Segment[], state?: (k: number, text: string) => void): unknown[][] {
+  let merged: (Merged | undefined)[] = plan.defs.map(() => undefined);
+  const add = (t: number, c: Record<string, unknown>) => {
     for (let f = 0; f < plan.names.length; f++) {
-      const v = seg.c[plan.names[f]!];
+      const v = c[plan.names[f]!];
       if (v === undefined || v === null) continue;
-      const add = plan.accumulate[f]!;
+      const accumulate = plan.accumulate[f]!;
       const kind = plan.defs[f]!.kind;
-      if (kind === "latest") merged[f] = add(merged[f], seg.t, (v as unknown[])[0]);
-      else if (kind !== "last_n") merged[f] = add(merged[f], seg.t, v);
+      if (kind === "latest") merged[f] = accumulate(merged[f], t, (v as unknown[])[0]);
+      else if (kind !== "last_n") merged[f] = accumulate(merged[f], t, v);
       // oldest first at one time: the algebra puts the later of a tie first, so they end newest first
-      else for (let i = (v as unknown[]).length - 1; i >= 0; i--) merged[f] = add(merged[f], seg.t, (v as unknown[])[i]);
+      else for (let i = (v as unknown[]).length - 1; i >= 0; i--) merged[f] = accumulate(merged[f], t, (v as unknown[])[i]);
     }
+  };
+  return segments.map((seg, k) => {
+    if (seg.base) {
+      merged = plan.defs.map(() => undefined);
+      add(seg.base.t, seg.base.c);
+    }
+    add(seg.t, seg.c);
     if (state) state(k, stateText(plan, merged));
     return plan.defs.map((def, f) => readValue(def, stateOf(merged[f]), seg.t));
   });
@@ -100,7 +115,7 @@ export interface SegmentRow {
   entity: string;
   t: number;
   base: number | null;
-  state: Record<string, Merged> | null;
+  state: Record<string, unknown> | null;
   [f: string]: unknown;
 }
 
@@ -118,5 +133,5 @@ export function segmentsByEntity(rows: readonly SegmentRow[]): Map<string, Segme
 
 /** One entity's segment rows as the fold takes them (f<k>: the k-th of `names`). */
 export function toSegments(names: readonly string[], list: readonly SegmentRow[]): Segment[] {
-  return list.map((r) => ({ t: r.t, c: Object.fromEntries(names.map((n, f) => [n, r[`f${f}`]])), base: r.base === null ? undefined : (r.state ?? {}) }));
+  return list.map((r) => ({ t: r.t, c: Object.fromEntries(names.map((n, f) => [n, r[`f${f}`]])), base: r.base === null ? undefined : { t: r.base, c: r.state ?? {} } }));
 }

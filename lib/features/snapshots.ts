@@ -39,31 +39,35 @@ export const DAY_MS = 86_400_000;
 
 const windowed = (d: FeatureDef) => d.kind === "window_count" || d.kind === "window_sum";
 
+/** The form of a snapshot's `state` (historical-fold.ts, stateText); part of the fingerprint, so snapshots of another form are never read. */
+const STATE_FORMAT = 2;
+
 /**
- * What snapshots of a view are valid for: its features without windows (name, kind, n) and the
- * period. A view whose definition changed in these is built again from scratch, and readers
- * ignore snapshots with another fingerprint.
+ * What snapshots of a view are valid for: the form of their state, the period and the view's
+ * features without windows (name, kind, n). A view whose definition changed in these is built
+ * again from scratch, and readers ignore snapshots with another fingerprint. The Python client
+ * computes the same (clients/python/streamfleet_features/historical.py, `fingerprint`).
  */
 export function fingerprint(view: Pick<LoggedViewDef, "features">, every: number): string {
   const defs = view.features.filter((d) => !windowed(d)).map((d) => [d.name, d.kind, d.n ?? null]);
-  return crypto.createHash("sha1").update(JSON.stringify([every, defs])).digest("hex").slice(0, 16);
+  return crypto.createHash("sha1").update(JSON.stringify([STATE_FORMAT, every, defs])).digest("hex").slice(0, 16);
 }
 
 /**
  * The snapshots a read of `view` may start from: the tables and the fingerprint in force, or
- * undefined when the view has none (never built, built for another definition of it, a log of
- * layout 1 or from before snapshots).
+ * undefined when the view has none usable (never built, built for another definition of it, a
+ * log of layout 1 or from before snapshots, or tables the reader's role may not read).
  */
 export async function snapshotRead(db: pg.Pool | pg.ClientBase, view: LoggedViewDef): Promise<(SnapshotRead & { fp: string }) | undefined> {
   const tables = snapshotTables(offlineTableOf(view));
-  try {
-    const { rows } = await db.query<{ fp: string; every: string }>(`SELECT fp, every::text FROM ${tables.horizon} WHERE view = $1`, [storeOf(view)]);
-    // built with the view's present definition, or of no use
-    return rows[0] && rows[0].fp === fingerprint(view, Number(rows[0].every)) ? { ...tables, fp: rows[0].fp } : undefined;
-  } catch (err) {
-    if ((err as { code?: unknown }).code === "42P01") return undefined; // no snapshot tables: a log made before them
-    throw err;
-  }
+  const { rows: can } = await db.query<{ ok: boolean }>(
+    "SELECT coalesce(has_table_privilege(to_regclass($1), 'SELECT') AND has_table_privilege(to_regclass($2), 'SELECT') AND has_table_privilege(to_regclass($3), 'SELECT'), false) AS ok",
+    [tables.horizon, tables.snapshots, tables.stale],
+  );
+  if (!can[0]!.ok) return undefined;
+  const { rows } = await db.query<{ fp: string; every: string }>(`SELECT fp, every::text FROM ${tables.horizon} WHERE view = $1`, [storeOf(view)]);
+  // built with the view's present definition, or of no use
+  return rows[0] && rows[0].fp === fingerprint(view, Number(rows[0].every)) ? { ...tables, fp: rows[0].fp } : undefined;
 }
 
 export interface SnapshotOptions {

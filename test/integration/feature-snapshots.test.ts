@@ -112,14 +112,14 @@ describeStack("offline log snapshots", () => {
       expect(expected.some((v) => v[0] !== null && v[6] !== 0)).toBe(true); // the asks meet data, windows included
 
       // the reads do start from the snapshots: one made wrong on purpose shows in the answers after it, and only there
-      const { rows: snap } = await pool.query<{ through: string; state: Record<string, { sum: number }> }>(`SELECT through::text, state FROM ${tables().snapshots} WHERE view = $1 AND entity = 'u2' ORDER BY through LIMIT 1 OFFSET 3`, [name()]);
+      const { rows: snap } = await pool.query<{ through: string; state: Record<string, number> }>(`SELECT through::text, state FROM ${tables().snapshots} WHERE view = $1 AND entity = 'u2' ORDER BY through LIMIT 1 OFFSET 3`, [name()]);
       const through = Number(snap[0]!.through);
-      await pool.query(`UPDATE ${tables().snapshots} SET state = jsonb_set(state, '{orders,sum}', to_jsonb(1000000)) WHERE view = $1 AND entity = 'u2' AND through = $2`, [name(), through]);
+      await pool.query(`UPDATE ${tables().snapshots} SET state = jsonb_set(state, '{orders}', to_jsonb(1000000)) WHERE view = $1 AND entity = 'u2' AND through = $2`, [name(), through]);
       const probe = [{ entity: "u2", t: through }, { entity: "u2", t: through - 1 }];
       const [at, before] = await read(probe);
       expect(at![0]).toBe(1_000_000);
       expect(before).toEqual((await truth(probe))[1]);
-      await pool.query(`UPDATE ${tables().snapshots} SET state = jsonb_set(state, '{orders,sum}', to_jsonb($3::float8)) WHERE view = $1 AND entity = 'u2' AND through = $2`, [name(), through, snap[0]!.state.orders!.sum]);
+      await pool.query(`UPDATE ${tables().snapshots} SET state = jsonb_set(state, '{orders}', to_jsonb($3::float8)) WHERE view = $1 AND entity = 'u2' AND through = $2`, [name(), through, snap[0]!.state.orders!]);
       expect(await read(a)).toEqual(expected);
     });
 
@@ -164,6 +164,26 @@ describeStack("offline log snapshots", () => {
       expect(rows[0]!.n).toBe(0);
       expect(sixHours.written).toBeGreaterThan(100);
       expect(await read(a)).toEqual(expected);
+    });
+
+    it("a role that may read the log but not the snapshot tables reads the log alone, same answers", async () => {
+      const role = `${scope.id}_reader`;
+      await pool.query(`CREATE ROLE "${role}" LOGIN`);
+      try {
+        await pool.query(`GRANT USAGE ON SCHEMA "${scope.pgSchema}" TO "${role}"; GRANT SELECT ON "${scope.pgSchema}".feature_log TO "${role}"`);
+        const url = new URL(stack().DATABASE_URL);
+        url.username = role;
+        const reader = new pg.Pool({ connectionString: url.toString(), max: 1 });
+        try {
+          expect(await snapshotRead(reader, view)).toBeUndefined();
+          const a = await asks();
+          expect(await historicalValues(reader, view, a)).toEqual(await truth(a));
+        } finally {
+          await reader.end();
+        }
+      } finally {
+        await pool.query(`DROP OWNED BY "${role}"; DROP ROLE "${role}"`);
+      }
     });
 
     it("the CLI: features compact builds them; bad flags and views without use for them are refused", async () => {

@@ -5,12 +5,14 @@ The half that talks to PostgreSQL is tested against the real log by test_histori
 """
 
 import datetime as dt
+import hashlib
 import math
+import re
 
 import pytest
 
 from streamfleet_features import FeatureClient, fold_segments, parse_time, segments_sql
-from streamfleet_features.historical import check_asks, feature_defs
+from streamfleet_features.historical import check_asks, feature_defs, fingerprint
 from support import FakeRedis, need_pandas, registry
 
 H = 3_600_000
@@ -52,6 +54,32 @@ def test_fold_adds_windows_per_window_and_reads_the_one_holding_t():
     w = [{"name": "s", "kind": "window_sum", "window_ms": H, "buckets": 2}]
     got = fold_segments(w, [(T0 + 1, [1.25]), (T0 + 2, [1.0]), (T0 + H, [4.0]), (T0 + 3 * H, [None])])
     assert got == [[1.25], [2.25], [4], [0]]
+
+
+def test_fold_restarts_from_a_snapshot():
+    # a snapshot's state has the form of one segment's merged values
+    for state in ({"n": 7, "last": [None], "lo": 2, "recent": ["y", "x"]},):
+        segments = [
+            (T0 - 20, [1.0, ["a"], 1.0, 9.0, ["a"], 1.0]),  # before the snapshot: replaced by it
+            (T0 + 10, [2.0, None, None, 4.0, ["z"], 1.0], state),  # hi absent from the snapshot: never written up to it
+            (T0 + 20, [None, ["b"], 1.0, None, ["w"], 2.0]),
+        ]
+        assert fold_segments(FEATURES, segments) == [
+            [1, "a", 1, 9, ["a"], 1],
+            [9, None, 2, 4, ["z", "y"], 1],  # the window restarts: the segment holds all of the window holding t
+            [9, "b", 1, 4, ["w", "z"], 3],
+        ]
+    assert fold_segments(FEATURES, [(T0, [None] * 6, {})]) == [[None, None, None, None, None, 0]]  # nothing yet at the snapshot
+
+
+def test_fingerprint_is_the_ts_one():
+    # sha1 of JSON.stringify([2, every, [[name, kind, n ?? null], ...]]): windows left out, numbers as JS prints them
+    text = '[2,86400000,[["n","counter",null],["last","latest",null],["lo","min",null],["hi","max",null],["recent","last_n",2]]]'
+    assert fingerprint(FEATURES, 86_400_000) == hashlib.sha1(text.encode()).hexdigest()[:16]
+    assert fingerprint(FEATURES, 86_400_000.0) == fingerprint(FEATURES, 86_400_000)
+    assert fingerprint([{**f, "n": 2.0} if f.get("n") else f for f in FEATURES], 86_400_000) == fingerprint(FEATURES, 86_400_000)
+    assert fingerprint(FEATURES, 3_600_000) != fingerprint(FEATURES, 86_400_000)
+    assert fingerprint([{"name": "été", "kind": "latest"}], 1000) == hashlib.sha1('[2,1000,[["été","latest",null]]]'.encode()).hexdigest()[:16]
 
 
 @pytest.mark.parametrize(
@@ -96,13 +124,21 @@ def test_check_asks_names_the_row():
 
 
 def test_segments_sql_reads_one_partition_by_view_and_escapes_for_psycopg2():
-    sql = segments_sql("streamfleet", "feature_log", FEATURES)
-    assert 'FROM "streamfleet"."feature_log" l' in sql
-    assert "WHERE l.view = %s AND l.entity = s.entity" in sql
-    assert "ORDER BY l.event_time DESC" in sql and "ORDER BY l.event_time DESC" not in sql.split("FROM (")[0]  # aggregates read the sub-query's order
-    # psycopg2 placeholders are %s; every other percent sign is doubled (modulo in the window filter)
-    assert sql.count("%s") == 3
-    assert "%%" in sql and "% " not in sql.replace("%%", "")
+    for snap in (False, True):
+        sql = segments_sql("streamfleet", "feature_log", FEATURES, snap=snap)
+        assert 'FROM "streamfleet"."feature_log" l' in sql
+        assert "WHERE l.view = %(view)s AND l.entity = s.entity" in sql
+        assert "ORDER BY l.event_time DESC" in sql and "ORDER BY l.event_time DESC" not in sql.split("FROM (")[0]  # aggregates read the sub-query's order
+        # named psycopg2 placeholders (the snapshot query uses the view and the ids more than once); every other percent sign is doubled
+        assert set(re.findall(r"%\((\w+)\)s", sql)) == ({"view", "entities", "times", "fp"} if snap else {"view", "entities", "times"})
+        assert "%%" in sql and "%" not in re.sub(r"%\(\w+\)s|%%", "", sql)
+    sql = segments_sql("streamfleet", "feature_log", FEATURES, snap=True)
+    assert '"streamfleet"."feature_log__snapshots" sn' in sql and '"streamfleet"."feature_log__stale"' in sql and '"streamfleet"."feature_log__horizon"' in sql
+    # with a window asked, the features without windows count only the rows after the snapshot; without one, no filter is needed
+    assert "sum((l.c->>'n')::float8) FILTER (WHERE true AND (s.base IS NULL OR l.event_time > s.base)) AS f0" in sql
+    assert "least(base, least(t - ((t %% 3600000) + 3600000) %% 3600000 - 1))" in sql
+    plain = segments_sql("streamfleet", "feature_log", FEATURES[:5], snap=True)
+    assert "s.base IS NULL OR" not in plain and "least(base)" in plain
 
 
 def test_feature_defs_and_unknown_names():
