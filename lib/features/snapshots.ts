@@ -5,7 +5,7 @@
  * the newest snapshot at or before its time and reads only the log rows after it (and, for
  * windows, the rows of the window holding the time), instead of the entity's whole history:
  * on the benchmark's 10,000,000-row log an entity's ~50 rows per ask become ~5
- * (BENCHMARKS.md, "Historical retrieval from snapshots").
+ * (BENCHMARKS.md, "reads from snapshots": 100,000 asks in 3.8–4.6 s against 18.2–25.2 s).
  *
  * Snapshots only make reads faster: the log stays whole and is the truth; a read with no usable
  * snapshot folds the log as before, and the answers are the same (up to the rounding of sums of
