@@ -13,7 +13,7 @@
  */
 import type pg from "pg";
 import { SfError } from "../errors.ts";
-import { partitionName } from "./offline-log.ts";
+import { partitionName, partitionOid } from "./offline-log.ts";
 import type { OfflineTable } from "./offline-log.ts";
 
 export interface Compacted {
@@ -29,14 +29,13 @@ export interface Compacted {
 /** CLUSTERs the partition of `store` (a view's name, or a rebuilt version's `<view>@v<n>`) on its (entity, event_time) index, then ANALYZEs it. */
 export async function compactLog(client: pg.ClientBase, table: OfflineTable, store: string): Promise<Compacted> {
   const partition = partitionName(table, store);
-  const { rows: found } = await client.query<{ oid: string | null }>("SELECT to_regclass($1)::oid::text AS oid", [partition]);
-  if (found[0]!.oid === null) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", `the offline log ${table.schema}.${table.table} has no partition for "${store}" (${partition}): nothing was logged for it yet`, { where: "view" });
+  const oid = await partitionOid(client, table, store);
   // layout 2: the (entity, event_time) index; layout 1: its primary key, which starts with view, entity, event_time
   const { rows: indexes } = await client.query<{ name: string; def: string }>(
     `SELECT quote_ident(c.relname) AS name, pg_get_indexdef(i.indexrelid) AS def
        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
       WHERE i.indrelid = $1::oid ORDER BY i.indisprimary`,
-    [found[0]!.oid],
+    [oid],
   );
   const index = indexes.find((i) => /\((view, )?entity, event_time\b/.test(i.def));
   if (!index) throw new SfError("SF_ERR_FEATURES_OFFLINE_LOG", `${partition} has no index on (entity, event_time) to order it by (found: ${indexes.map((i) => i.def).join("; ") || "none"})`, { where: "offline" });
@@ -44,6 +43,6 @@ export async function compactLog(client: pg.ClientBase, table: OfflineTable, sto
   await client.query(`CLUSTER ${partition} USING ${index.name}`); // an index is in its table's schema
   await client.query(`ANALYZE ${partition}`);
   const ms = performance.now() - start;
-  const { rows } = await client.query<{ n: string }>("SELECT reltuples::bigint::text AS n FROM pg_class WHERE oid = $1::oid", [found[0]!.oid]);
+  const { rows } = await client.query<{ n: string }>("SELECT reltuples::bigint::text AS n FROM pg_class WHERE oid = $1::oid", [oid]);
   return { partition, index: index.name, rows: Math.max(0, Number(rows[0]!.n)), ms };
 }

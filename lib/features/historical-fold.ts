@@ -60,7 +60,8 @@ function stateOf(m: Merged | undefined): FeatureState {
   }
 }
 
-const windowed = (def: FeatureDef) => def.kind === "window_count" || def.kind === "window_sum";
+/** A tumbling-window feature: read from the window holding t, never kept in a snapshot. */
+export const windowed = (def: FeatureDef): boolean => def.kind === "window_count" || def.kind === "window_sum";
 
 /**
  * What a snapshot keeps: everything folded so far of the features without windows, in the form

@@ -20,6 +20,7 @@
  * python-client) would see it if that order were ever not kept.
  */
 import pg from "pg";
+import { windowed } from "./historical-fold.ts";
 import type { FeatureDef } from "./layout.ts";
 import { tableName } from "./offline-log.ts";
 import type { OfflineTable } from "./offline-log.ts";
@@ -76,8 +77,8 @@ export interface SnapshotRead {
  * for windows, the rows of the window holding t, which may start before it).
  */
 export function segmentsSql(table: OfflineTable, defs: readonly FeatureDef[], snap?: SnapshotRead): string {
-  const windows = defs.filter((d) => d.kind === "window_count" || d.kind === "window_sum");
-  const merges = defs.map((d, f) => merge(d, `f${f}`, snap !== undefined && windows.length > 0 && !d.kind.startsWith("window_")));
+  const windows = defs.filter(windowed);
+  const merges = defs.map((d, f) => merge(d, `f${f}`, snap !== undefined && windows.length > 0 && !windowed(d)));
   const log = `SELECT l.event_time, l.contributions AS c FROM ${tableName(table)} l
         WHERE l.view = $1 AND l.entity = s.entity AND l.event_time <= s.t AND l.event_time > s.lo
         ORDER BY ${NEWEST_FIRST}`;

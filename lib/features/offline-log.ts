@@ -44,6 +44,14 @@ export function offlineTableOf(view: LoggedViewDef): OfflineTable {
   return view.offline;
 }
 
+/** The oid of the partition of `store` (as text); SF_ERR_FEATURES_BAD_REQUEST when nothing was logged for it yet. */
+export async function partitionOid(client: pg.ClientBase, t: OfflineTable, store: string): Promise<string> {
+  const partition = partitionName(t, store);
+  const { rows } = await client.query<{ oid: string | null }>("SELECT to_regclass($1)::oid::text AS oid", [partition]);
+  if (rows[0]!.oid === null) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", `the offline log ${t.schema}.${t.table} has no partition for "${store}" (${partition}): nothing was logged for it yet`, { where: "view" });
+  return rows[0]!.oid;
+}
+
 /** The layout of a log table (see ensureLogTable), undefined when it does not exist. */
 export async function layoutOf(client: pg.ClientBase, t: OfflineTable): Promise<1 | 2 | undefined> {
   const { rows } = await client.query<{ oid: string | null; comment: string | null }>("SELECT to_regclass($1)::oid::text AS oid, obj_description(to_regclass($1), 'pg_class') AS comment", [tableName(t)]);
@@ -275,9 +283,9 @@ export async function ensureLogTable(client: pg.ClientBase, t: OfflineTable, vie
   await client.query("BEGIN");
   try {
     await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`streamfleet feature log ${t.schema}.${t.table}`]);
-    const { rows } = await client.query<{ oid: string | null; comment: string | null }>("SELECT to_regclass($1)::oid::text AS oid, obj_description(to_regclass($1), 'pg_class') AS comment", [tableName(t)]);
-    const layout = rows[0]!.oid === null || rows[0]!.comment === COMMENT ? 2 : 1;
-    if (rows[0]!.oid === null) for (const sql of tableDdl(t)) await client.query(sql);
+    const found = await layoutOf(client, t);
+    const layout = found ?? 2;
+    if (found === undefined) for (const sql of tableDdl(t)) await client.query(sql);
     if (layout === 2) for (const sql of snapshotDdl(t)) await client.query(sql);
     for (const v of views) {
       await client.query(`CREATE TABLE IF NOT EXISTS ${partitionName(t, v)} PARTITION OF ${tableName(t)} FOR VALUES IN (${pg.escapeLiteral(v)})`);

@@ -25,19 +25,15 @@
 import crypto from "node:crypto";
 import type pg from "pg";
 import { SfError } from "../errors.ts";
-import { foldPlan, foldSegments } from "./historical-fold.ts";
-import { segmentsByEntity, toSegments } from "./historical-fold.ts";
+import { foldPlan, foldSegments, segmentsByEntity, toSegments, windowed } from "./historical-fold.ts";
 import type { SegmentRow } from "./historical-fold.ts";
 import { segmentsSql } from "./historical-sql.ts";
 import type { SnapshotRead } from "./historical-sql.ts";
-import type { FeatureDef } from "./layout.ts";
 import { storeOf } from "./layout.ts";
-import { layoutOf, offlineTableOf, partitionName, snapshotDdl, snapshotTables } from "./offline-log.ts";
+import { layoutOf, offlineTableOf, partitionName, partitionOid, snapshotDdl, snapshotTables } from "./offline-log.ts";
 import type { LoggedViewDef } from "./offline-log.ts";
 
 export const DAY_MS = 86_400_000;
-
-const windowed = (d: FeatureDef) => d.kind === "window_count" || d.kind === "window_sum";
 
 /** The form of a snapshot's `state` (historical-fold.ts, stateText); part of the fingerprint, so snapshots of another form are never read. */
 const STATE_FORMAT = 2;
@@ -116,8 +112,7 @@ export async function buildSnapshots(client: pg.ClientBase, view: LoggedViewDef,
   const layout = await layoutOf(client, table);
   if (layout === undefined) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", `the offline log ${table.schema}.${table.table} does not exist: nothing was logged for "${view.name}" yet`, { where: "view" });
   if (layout === 1) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", `the offline log ${table.schema}.${table.table} is in layout 1 (made by streamfleet before 2026-11): snapshots need layout 2; move the rows to a new table (docs/feature-store.md, "Offline feature log")`, { where: "offline" });
-  const { rows: exists } = await client.query<{ oid: string | null }>("SELECT to_regclass($1)::oid::text AS oid", [partition]);
-  if (exists[0]!.oid === null) throw new SfError("SF_ERR_FEATURES_BAD_REQUEST", `the offline log ${table.schema}.${table.table} has no partition for "${store}" (${partition}): nothing was logged for it yet`, { where: "view" });
+  await partitionOid(client, table, store);
   const tables = snapshotTables(table);
   const fp = fingerprint(view, every);
   const now = options.now ?? Date.now();
